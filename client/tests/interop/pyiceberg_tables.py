@@ -1,0 +1,84 @@
+"""PyIceberg side of Floe's interoperability tests.
+
+Usage:
+  pyiceberg_tables.py write  <warehouse_dir>   # PyIceberg creates and fills pyi.trips, then evolves it
+  pyiceberg_tables.py read   <warehouse_dir> <namespace.table>   # prints rows as JSON lines, sorted
+
+Both sides use the catalog `local` on <warehouse_dir>/catalog.db, Floe's default layout.
+"""
+import json
+import sys
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.types import DoubleType
+
+
+def catalog(warehouse: str) -> SqlCatalog:
+    return SqlCatalog(
+        "local",
+        uri=f"sqlite:///{warehouse}/catalog.db",
+        warehouse=f"file://{warehouse}",
+    )
+
+
+def write(warehouse: str) -> None:
+    cat = catalog(warehouse)
+    cat.create_namespace_if_not_exists("pyi")
+    data = pa.table(
+        {
+            "id": pa.array([1, 2, 3], pa.int64()),
+            "city": pa.array(["Oslo", "Lima", None], pa.string()),
+            "fare": pa.array([Decimal("12.50"), Decimal("7.25"), Decimal("0.00")], pa.decimal128(9, 2)),
+            "day": pa.array([date(2024, 5, 1), date(2024, 5, 2), date(2024, 5, 3)], pa.date32()),
+            "at": pa.array(
+                [datetime(2024, 5, 1, 8, 0, tzinfo=timezone.utc)] * 3, pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    table = cat.create_table("pyi.trips", schema=data.schema)
+    table.append(data)
+    # Schema evolution Floe must read by field id: a rename and an added column.
+    with table.update_schema() as update:
+        update.rename_column("city", "town")
+        update.add_column("tip", DoubleType())
+    table = cat.load_table("pyi.trips")
+    more = pa.table(
+        {
+            "id": pa.array([4], pa.int64()),
+            "town": pa.array(["Pune"], pa.string()),
+            "fare": pa.array([Decimal("3.10")], pa.decimal128(9, 2)),
+            "day": pa.array([date(2024, 5, 4)], pa.date32()),
+            "at": pa.array([datetime(2024, 5, 4, 9, 30, tzinfo=timezone.utc)], pa.timestamp("us", tz="UTC")),
+            "tip": pa.array([1.5], pa.float64()),
+        }
+    )
+    table.append(more)
+
+
+def plain(value):
+    if isinstance(value, (Decimal, date, datetime)):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def read(warehouse: str, name: str) -> None:
+    table = catalog(warehouse).load_table(name)
+    rows = table.scan().to_arrow().to_pylist()
+    lines = sorted(json.dumps({k: plain(v) for k, v in row.items()}, sort_keys=True) for row in rows)
+    for line in lines:
+        print(line)
+
+
+if __name__ == "__main__":
+    command, warehouse = sys.argv[1], sys.argv[2]
+    if command == "write":
+        write(warehouse)
+    elif command == "read":
+        read(warehouse, sys.argv[3])
+    else:
+        sys.exit(f"unknown command {command}")

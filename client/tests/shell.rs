@@ -1,0 +1,142 @@
+//! The `floe` binary as a user runs it: `-c`, `-f`, formats, exit codes, config errors and the
+//! interactive loop, each in a fresh working directory (so `./floe-warehouse` is fresh).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+fn floe(dir: &TempDir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("FLOE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn readme_quick_start_runs_on_the_default_warehouse() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = floe(
+        &dir,
+        &[
+            "-c",
+            "CREATE TABLE trips (id BIGINT, city VARCHAR, ts TIMESTAMP) PARTITIONED BY (city, day(ts));
+             INSERT INTO trips VALUES (1, 'Oslo', TIMESTAMP '2024-05-01 08:00:00'), (2, 'Lima', TIMESTAMP '2024-05-02 09:00:00'), (3, 'Oslo', TIMESTAMP '2024-05-02 10:00:00');
+             SELECT city, count(*) AS trips FROM trips GROUP BY city ORDER BY city;",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("| Lima | 1     |"), "{out}");
+    assert!(out.contains("| Oslo | 2     |"), "{out}");
+    assert!(out.contains("2 rows in "), "{out}");
+    assert!(out.contains("Created table local.default.trips"), "{out}");
+    assert!(dir.path().join("floe-warehouse/catalog.db").exists());
+
+    // A second process sees the committed table.
+    let output = floe(&dir, &["-c", "SELECT count(*) AS n FROM local.default.trips"]);
+    assert!(stdout(&output).contains("| 3 |"), "{}", stdout(&output));
+}
+
+#[test]
+fn failing_statement_sets_exit_status_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = floe(&dir, &["-c", "SELECT * FROM no_such_table; CREATE TABLE later (a INT)"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("local.default.no_such_table"), "{}", stderr(&output));
+    let output = floe(&dir, &["-c", "SHOW TABLES"]);
+    assert!(!stdout(&output).contains("later"), "{}", stdout(&output));
+}
+
+#[test]
+fn csv_and_json_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "SELECT 1 AS a, 'x' AS b UNION ALL SELECT 2, 'y' ORDER BY a";
+    let output = floe(&dir, &["--format", "csv", "-c", sql]);
+    assert_eq!(stdout(&output), "a,b\n1,x\n2,y\n");
+    assert!(stderr(&output).contains("2 rows in"), "{}", stderr(&output));
+    let output = floe(&dir, &["--format", "json", "-c", sql]);
+    assert_eq!(stdout(&output).trim(), r#"[{"a":1,"b":"x"},{"a":2,"b":"y"}]"#);
+}
+
+#[test]
+fn script_file_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("setup.sql");
+    std::fs::write(
+        &script,
+        "-- a comment; with a semicolon\nCREATE SCHEMA s;\nCREATE TABLE s.t AS\n  SELECT 'a;b' AS v;\nSELECT v FROM s.t;\n",
+    )
+    .unwrap();
+    let output = floe(&dir, &["-f", script.to_str().unwrap(), "--format", "csv"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "v\na;b\n");
+}
+
+#[test]
+fn corrupt_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("floe.toml");
+    std::fs::write(&config, "[catalogs.lake]\ntype = \"sql\"\nurl = \"sqlite://x.db\"\n").unwrap();
+    let output = floe(&dir, &["--config", config.to_str().unwrap(), "-c", "SELECT 1"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("floe.toml") && err.contains("url"), "{err}");
+
+    // $FLOE_CONFIG is read when --config is absent.
+    std::fs::write(&config, "[catalogs.lake]\ntype = \"oracle\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["-c", "SELECT 1"])
+        .current_dir(dir.path())
+        .env("FLOE_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("catalogs.lake.type"), "{}", stderr(&output));
+}
+
+#[test]
+fn interactive_shell_reads_multi_line_statements_and_survives_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env_remove("FLOE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT\n  40 + 2\n  AS answer;\nSELECT * FROM nope;\nSELECT 'still here' AS s;\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let out = stdout(&output);
+    assert!(out.contains("| 42     |"), "{out}");
+    assert!(out.contains("still here"), "{out}");
+    assert!(stderr(&output).contains("nope"), "{}", stderr(&output));
+}
+
+#[test]
+fn help_explains_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = floe(&dir, &["--help"]);
+    let out = stdout(&output);
+    for needle in ["--config", "--command", "--file", "--format", "FLOE_CONFIG", "floe-warehouse", "Ctrl-C"] {
+        assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
+    }
+}

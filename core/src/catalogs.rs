@@ -1,0 +1,270 @@
+//! Builds Iceberg catalogs from `floe.toml` entries, and the object stores DataFusion reads
+//! their files through.
+//!
+//! Iceberg's `FileIO` (used for metadata, manifests and writes) and DataFusion's `object_store`
+//! (used by the Parquet scan) are two I/O stacks over the same files; this module configures both
+//! from one set of properties so they can never disagree about where a warehouse lives.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use iceberg::io::StorageFactory;
+use iceberg::memory::{MEMORY_CATALOG_WAREHOUSE, MemoryCatalogBuilder};
+use iceberg::{Catalog, CatalogBuilder};
+use iceberg_catalog_glue::GlueCatalogBuilder;
+use iceberg_catalog_rest::RestCatalogBuilder;
+use iceberg_catalog_s3tables::S3TablesCatalogBuilder;
+use iceberg_catalog_sql::SqlCatalogBuilder;
+use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use url::Url;
+
+use crate::config::{CatalogConfig, CatalogType, S3Config};
+use crate::error::{FloeError, Result};
+
+/// A configured catalog: the Iceberg handle plus what the scan needs to reach its files.
+#[derive(Debug, Clone)]
+pub struct FloeCatalog {
+    /// The name SQL uses.
+    pub name: String,
+    /// The Iceberg catalog.
+    pub iceberg: Arc<dyn Catalog>,
+    /// S3 settings of the warehouse, used to register DataFusion object stores.
+    pub s3: Option<S3Config>,
+}
+
+impl FloeCatalog {
+    /// Connects to the catalog an entry of `floe.toml` describes.
+    pub async fn connect(name: &str, config: &CatalogConfig) -> Result<Self> {
+        let mut props: HashMap<String, String> = config.properties.clone().into_iter().collect();
+        if let Some(s3) = &config.s3 {
+            props.extend(fileio_s3_properties(s3));
+        }
+        let storage: Arc<dyn StorageFactory> = Arc::new(OpenDalResolvingStorageFactory::new());
+        let warehouse = config.warehouse.as_deref().map(normalize_location).transpose()?;
+        let context = |e: iceberg::Error| {
+            FloeError::plan(format!("cannot open catalog `{name}`: {e}"))
+        };
+        let iceberg: Arc<dyn Catalog> = match config.catalog_type {
+            CatalogType::Sql => {
+                let uri = config.uri.clone().unwrap_or_default();
+                if let Some(db_path) = sqlite_file(&uri) {
+                    create_parent_dir(&db_path)?;
+                    // SQLite speaks `?` placeholders; the crate defaults to Postgres' `$1`.
+                    props.entry("sql_bind_style".into()).or_insert("QMark".into());
+                }
+                if let Some(warehouse) = &warehouse {
+                    if let Some(dir) = warehouse.strip_prefix("file://") {
+                        create_parent_dir(&Path::new(dir).join("x"))?;
+                    }
+                    props.insert("warehouse".into(), warehouse.clone());
+                }
+                props.insert("uri".into(), uri);
+                let catalog = SqlCatalogBuilder::default()
+                    .with_storage_factory(storage)
+                    .load(name, props)
+                    .await
+                    .map_err(context)?;
+                Arc::new(catalog)
+            }
+            CatalogType::Rest => {
+                if let Some(signing) = &config.signing {
+                    return Err(FloeError::NotSupported(format!(
+                        "catalog `{name}`: SigV4 signing (`signing = {{ name = \"{}\" }}`) for \
+                         REST catalogs is not implemented yet; iceberg-catalog-rest 0.10 cannot \
+                         sign requests",
+                        signing.name
+                    )));
+                }
+                props.insert("uri".into(), config.uri.clone().unwrap_or_default());
+                if let Some(warehouse) = &config.warehouse {
+                    props.insert("warehouse".into(), warehouse.clone());
+                }
+                if let Some(token) = &config.token {
+                    props.insert("token".into(), token.clone());
+                }
+                if let Some(credential) = &config.credential {
+                    props.insert("credential".into(), credential.clone());
+                }
+                let catalog = RestCatalogBuilder::default()
+                    .with_storage_factory(storage)
+                    .load(name, props)
+                    .await
+                    .map_err(context)?;
+                Arc::new(catalog)
+            }
+            CatalogType::Glue => {
+                if let Some(warehouse) = &warehouse {
+                    props.insert("warehouse".into(), warehouse.clone());
+                }
+                if let Some(uri) = &config.uri {
+                    props.insert("uri".into(), uri.clone());
+                }
+                props.extend(aws_sdk_properties(config.s3.as_ref()));
+                let catalog = GlueCatalogBuilder::default()
+                    .with_storage_factory(storage)
+                    .load(name, props)
+                    .await
+                    .map_err(context)?;
+                Arc::new(catalog)
+            }
+            CatalogType::S3tables => {
+                // The warehouse of an S3 Tables catalog is its table bucket ARN.
+                if let Some(warehouse) = &config.warehouse {
+                    props.insert("table_bucket_arn".into(), warehouse.clone());
+                }
+                if let Some(uri) = &config.uri {
+                    props.insert("endpoint_url".into(), uri.clone());
+                }
+                props.extend(aws_sdk_properties(config.s3.as_ref()));
+                let catalog = S3TablesCatalogBuilder::default()
+                    .with_storage_factory(storage)
+                    .load(name, props)
+                    .await
+                    .map_err(context)?;
+                Arc::new(catalog)
+            }
+            CatalogType::Memory => {
+                if let Some(warehouse) = &warehouse {
+                    props.insert(MEMORY_CATALOG_WAREHOUSE.into(), warehouse.clone());
+                }
+                let catalog = MemoryCatalogBuilder::default()
+                    .with_storage_factory(storage)
+                    .load(name, props)
+                    .await
+                    .map_err(context)?;
+                Arc::new(catalog)
+            }
+        };
+        Ok(Self {
+            name: name.to_string(),
+            iceberg,
+            s3: config.s3.clone(),
+        })
+    }
+
+    /// Makes `location` (a table's data location) readable by DataFusion's Parquet scan,
+    /// registering an S3 store for its bucket on first use. Local files need nothing: DataFusion
+    /// registers the local file system under `file://` itself.
+    pub fn register_object_store(&self, location: &str, runtime: &RuntimeEnv) -> Result<()> {
+        let url = Url::parse(location)
+            .map_err(|e| FloeError::plan(format!("invalid table location `{location}`: {e}")))?;
+        match url.scheme() {
+            "file" => Ok(()),
+            "s3" | "s3a" => {
+                let bucket_url =
+                    ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.authority()))?;
+                if runtime.object_store(&bucket_url).is_ok() {
+                    return Ok(());
+                }
+                let store = build_s3_store(url.authority(), self.s3.as_ref().cloned().unwrap_or_default())?;
+                runtime.register_object_store(bucket_url.as_ref(), store);
+                Ok(())
+            }
+            other => Err(FloeError::NotSupported(format!(
+                "storage scheme `{other}` of `{location}` (supported: file, s3)"
+            ))),
+        }
+    }
+}
+
+fn build_s3_store(bucket: &str, s3: S3Config) -> Result<Arc<dyn ObjectStore>> {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &s3.endpoint {
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    if let Some(region) = &s3.region {
+        builder = builder.with_region(region);
+    }
+    if let Some(key) = &s3.access_key_id {
+        builder = builder.with_access_key_id(key);
+    }
+    if let Some(secret) = &s3.secret_access_key {
+        builder = builder.with_secret_access_key(secret);
+    }
+    if let Some(token) = &s3.session_token {
+        builder = builder.with_token(token);
+    }
+    builder = builder.with_virtual_hosted_style_request(!s3.path_style);
+    let store = builder
+        .build()
+        .map_err(|e| FloeError::plan(format!("cannot configure S3 bucket `{bucket}`: {e}")))?;
+    Ok(Arc::new(store))
+}
+
+/// Iceberg FileIO property names for an S3 warehouse.
+fn fileio_s3_properties(s3: &S3Config) -> Vec<(String, String)> {
+    let mut props = Vec::new();
+    let mut put = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            props.push((key.to_string(), value.clone()));
+        }
+    };
+    put("s3.endpoint", &s3.endpoint);
+    put("s3.region", &s3.region);
+    put("s3.access-key-id", &s3.access_key_id);
+    put("s3.secret-access-key", &s3.secret_access_key);
+    put("s3.session-token", &s3.session_token);
+    props.push(("s3.path-style-access".to_string(), s3.path_style.to_string()));
+    props
+}
+
+/// AWS SDK property names used by the Glue and S3 Tables catalog crates.
+fn aws_sdk_properties(s3: Option<&S3Config>) -> Vec<(String, String)> {
+    let Some(s3) = s3 else { return Vec::new() };
+    let mut props = Vec::new();
+    let mut put = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            props.push((key.to_string(), value.clone()));
+        }
+    };
+    put("region_name", &s3.region);
+    put("aws_access_key_id", &s3.access_key_id);
+    put("aws_secret_access_key", &s3.secret_access_key);
+    put("aws_session_token", &s3.session_token);
+    props
+}
+
+/// Turns a warehouse written as a plain (possibly relative) directory into a `file://` URL;
+/// URLs with a scheme pass through.
+pub fn normalize_location(location: &str) -> Result<String> {
+    if location.contains("://") {
+        return Ok(location.trim_end_matches('/').to_string());
+    }
+    let path = Path::new(location);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|source| FloeError::Io {
+                context: "reading the current directory".into(),
+                source,
+            })?
+            .join(path)
+    };
+    Ok(format!("file://{}", absolute.display()).trim_end_matches('/').to_string())
+}
+
+/// The database file of a `sqlite:` URL, if it names one.
+fn sqlite_file(uri: &str) -> Option<std::path::PathBuf> {
+    let rest = uri.strip_prefix("sqlite:")?;
+    let rest = rest.trim_start_matches("//");
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+fn create_parent_dir(file: &Path) -> Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| FloeError::Io {
+            context: format!("creating directory {}", parent.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}

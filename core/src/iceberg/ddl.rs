@@ -1,0 +1,325 @@
+//! Translation between SQL DDL and Iceberg: column types, `PARTITIONED BY` transforms and
+//! `SHOW CREATE TABLE`.
+//!
+//! Column types come from DataFusion's own SQL type mapping and are narrowed here to what the
+//! Iceberg spec (format v2) can store, the way Spark's Iceberg integration does: small integers
+//! widen to `int`, timestamps store microseconds, any string type is `string`.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
+use iceberg::spec::{PartitionSpec, PrimitiveType, Schema as IcebergSchema, Transform, Type};
+
+use crate::error::{FloeError, Result};
+
+/// The Iceberg schema for a `CREATE TABLE` whose columns DataFusion typed as `schema`.
+/// Field ids are assigned in column order; the catalog may renumber them on create.
+pub fn iceberg_schema_for_create(schema: &Schema) -> Result<IcebergSchema> {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| storable_field(f))
+        .collect::<Result<_>>()?;
+    let storable = Schema::new(fields);
+    Ok(iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&storable)?)
+}
+
+fn storable_field(field: &Field) -> Result<Field> {
+    let data_type = storable_type(field.name(), field.data_type())?;
+    Ok(Field::new(field.name(), data_type, field.is_nullable()))
+}
+
+fn storable_type(column: &str, data_type: &DataType) -> Result<DataType> {
+    let utc = || Some(Arc::<str>::from("+00:00"));
+    Ok(match data_type {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 => DataType::Int64,
+        DataType::Float16 => DataType::Float32,
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Date64 => DataType::Date32,
+        DataType::Time32(_) | DataType::Time64(_) => DataType::Time64(TimeUnit::Microsecond),
+        DataType::Timestamp(_, None) => DataType::Timestamp(TimeUnit::Microsecond, None),
+        DataType::Timestamp(_, Some(_)) => DataType::Timestamp(TimeUnit::Microsecond, utc()),
+        DataType::Dictionary(_, value) => storable_type(column, value)?,
+        DataType::Decimal32(p, s) | DataType::Decimal64(p, s) => DataType::Decimal128(*p, *s),
+        DataType::List(item) | DataType::LargeList(item) | DataType::ListView(item) => {
+            DataType::List(Arc::new(storable_field(item)?))
+        }
+        DataType::Struct(fields) => DataType::Struct(Fields::from(
+            fields
+                .iter()
+                .map(|f| storable_field(f))
+                .collect::<Result<Vec<_>>>()?,
+        )),
+        DataType::Null => {
+            return Err(FloeError::plan(format!(
+                "column `{column}` has no type (a bare NULL); cast it, e.g. CAST(NULL AS INT)"
+            )));
+        }
+        DataType::UInt64 | DataType::Interval(_) | DataType::Duration(_) => {
+            return Err(FloeError::NotSupported(format!(
+                "column `{column}` of type {data_type} cannot be stored in an Iceberg table"
+            )));
+        }
+        other => other.clone(),
+    })
+}
+
+/// One `PARTITIONED BY` item: a transform applied to a source column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionItem {
+    /// The table column partitioned on.
+    pub column: String,
+    /// The Iceberg transform.
+    pub transform: Transform,
+}
+
+/// Parses the inside of `PARTITIONED BY ( ... )`: `col`, `identity(col)`, `year(col)`,
+/// `month(col)`, `day(col)`, `hour(col)`, `bucket(N, col)`, `truncate(W, col)` (Spark's
+/// argument order; `truncate(col, W)` is accepted too), `void(col)`.
+pub fn parse_partition_items(text: &str) -> Result<Vec<PartitionItem>> {
+    split_top_level(text)
+        .into_iter()
+        .map(|item| parse_partition_item(item.trim()))
+        .collect()
+}
+
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                items.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&text[start..]);
+    items.into_iter().filter(|s| !s.trim().is_empty()).collect()
+}
+
+fn unquote(identifier: &str) -> String {
+    let trimmed = identifier.trim();
+    let unquoted = trimmed
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| trimmed.strip_prefix('`').and_then(|s| s.strip_suffix('`')));
+    match unquoted {
+        Some(inner) => inner.to_string(),
+        None => trimmed.to_lowercase(),
+    }
+}
+
+fn parse_partition_item(item: &str) -> Result<PartitionItem> {
+    let bad = |why: &str| FloeError::plan(format!("invalid PARTITIONED BY item `{item}`: {why}"));
+    let Some(open) = item.find('(') else {
+        if item.split_whitespace().count() != 1 {
+            return Err(bad("expected a column or a transform such as day(ts)"));
+        }
+        return Ok(PartitionItem {
+            column: unquote(item),
+            transform: Transform::Identity,
+        });
+    };
+    let inner = item[open + 1..]
+        .strip_suffix(')')
+        .ok_or_else(|| bad("missing `)`"))?;
+    let name = item[..open].trim().to_lowercase();
+    let args: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let number = |s: &str| -> Result<u32> {
+        s.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| bad(&format!("`{s}` is not a positive integer")))
+    };
+    let one_column = |transform: Transform| -> Result<PartitionItem> {
+        match args.as_slice() {
+            [column] => Ok(PartitionItem {
+                column: unquote(column),
+                transform,
+            }),
+            _ => Err(bad("expected one column argument")),
+        }
+    };
+    match name.as_str() {
+        "identity" => one_column(Transform::Identity),
+        "year" | "years" => one_column(Transform::Year),
+        "month" | "months" => one_column(Transform::Month),
+        "day" | "days" | "date" => one_column(Transform::Day),
+        "hour" | "hours" | "date_hour" => one_column(Transform::Hour),
+        "void" => one_column(Transform::Void),
+        "bucket" | "truncate" => {
+            let [a, b] = args.as_slice() else {
+                return Err(bad("expected two arguments, e.g. bucket(16, id)"));
+            };
+            // Spark writes bucket(N, col); Trino's and some docs' col-first order is accepted too.
+            let (n, column) = match a.parse::<u32>() {
+                Ok(_) => (number(a)?, *b),
+                Err(_) => (number(b)?, *a),
+            };
+            let transform = if name == "bucket" {
+                Transform::Bucket(n)
+            } else {
+                Transform::Truncate(n)
+            };
+            Ok(PartitionItem {
+                column: unquote(column),
+                transform,
+            })
+        }
+        other => Err(bad(&format!(
+            "unknown transform `{other}` (expected identity, year, month, day, hour, bucket, truncate, void)"
+        ))),
+    }
+}
+
+/// Spark's partition field name for a transform of `column`.
+fn partition_field_name(column: &str, transform: &Transform) -> String {
+    match transform {
+        Transform::Identity => column.to_string(),
+        Transform::Bucket(_) => format!("{column}_bucket"),
+        Transform::Truncate(_) => format!("{column}_trunc"),
+        Transform::Year => format!("{column}_year"),
+        Transform::Month => format!("{column}_month"),
+        Transform::Day => format!("{column}_day"),
+        Transform::Hour => format!("{column}_hour"),
+        _ => format!("{column}_null"),
+    }
+}
+
+/// Binds `items` to `schema`, checking each column exists and suits its transform.
+pub fn partition_spec(schema: &IcebergSchema, items: &[PartitionItem]) -> Result<PartitionSpec> {
+    let mut builder = PartitionSpec::builder(schema.clone());
+    for item in items {
+        if schema.field_by_name(&item.column).is_none() {
+            return Err(FloeError::plan(format!(
+                "PARTITIONED BY names column `{}`, which the table does not have",
+                item.column
+            )));
+        }
+        builder = builder
+            .add_partition_field(
+                &item.column,
+                partition_field_name(&item.column, &item.transform),
+                item.transform,
+            )
+            .map_err(|e| {
+                FloeError::plan(format!(
+                    "cannot partition by {}({}): {}",
+                    item.transform,
+                    item.column,
+                    e.message()
+                ))
+            })?;
+    }
+    Ok(builder.build()?)
+}
+
+/// The SQL spelling of an Iceberg type, as `SHOW CREATE TABLE` and `DESCRIBE` print it.
+pub fn sql_type_name(data_type: &Type) -> String {
+    match data_type {
+        Type::Primitive(primitive) => match primitive {
+            PrimitiveType::Boolean => "BOOLEAN".into(),
+            PrimitiveType::Int => "INT".into(),
+            PrimitiveType::Long => "BIGINT".into(),
+            PrimitiveType::Float => "FLOAT".into(),
+            PrimitiveType::Double => "DOUBLE".into(),
+            PrimitiveType::Decimal { precision, scale } => format!("DECIMAL({precision}, {scale})"),
+            PrimitiveType::Date => "DATE".into(),
+            PrimitiveType::Time => "TIME".into(),
+            PrimitiveType::Timestamp => "TIMESTAMP".into(),
+            PrimitiveType::Timestamptz => "TIMESTAMP WITH TIME ZONE".into(),
+            PrimitiveType::TimestampNs => "TIMESTAMP(9)".into(),
+            PrimitiveType::TimestamptzNs => "TIMESTAMP(9) WITH TIME ZONE".into(),
+            PrimitiveType::String => "STRING".into(),
+            PrimitiveType::Uuid => "UUID".into(),
+            PrimitiveType::Fixed(n) => format!("FIXED({n})"),
+            PrimitiveType::Binary => "BINARY".into(),
+        },
+        Type::Struct(fields) => format!(
+            "STRUCT<{}>",
+            fields
+                .fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name, sql_type_name(&f.field_type)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Type::List(list) => format!("ARRAY<{}>", sql_type_name(&list.element_field.field_type)),
+        Type::Map(map) => format!(
+            "MAP<{}, {}>",
+            sql_type_name(&map.key_field.field_type),
+            sql_type_name(&map.value_field.field_type)
+        ),
+    }
+}
+
+/// `SHOW CREATE TABLE` text for a table.
+pub fn show_create_table(name: &str, metadata: &iceberg::spec::TableMetadata) -> String {
+    let schema = metadata.current_schema();
+    let columns: Vec<String> = schema
+        .as_struct()
+        .fields()
+        .iter()
+        .map(|f| {
+            let not_null = if f.required { " NOT NULL" } else { "" };
+            format!("  {} {}{}", f.name, sql_type_name(&f.field_type), not_null)
+        })
+        .collect();
+    let mut text = format!("CREATE TABLE {name} (\n{}\n)", columns.join(",\n"));
+    let spec = metadata.default_partition_spec();
+    if !spec.is_unpartitioned() {
+        let items: Vec<String> = spec
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = schema
+                    .name_by_field_id(field.source_id)
+                    .unwrap_or("?")
+                    .to_string();
+                match field.transform {
+                    Transform::Identity => column,
+                    Transform::Bucket(n) => format!("bucket({n}, {column})"),
+                    Transform::Truncate(w) => format!("truncate({w}, {column})"),
+                    other => format!("{other}({column})"),
+                }
+            })
+            .collect();
+        text.push_str(&format!("\nPARTITIONED BY ({})", items.join(", ")));
+    }
+    text.push_str(&format!("\nLOCATION '{}'", metadata.location()));
+    let mut properties: Vec<_> = metadata.properties().iter().collect();
+    properties.sort();
+    let mut listed = vec![format!(
+        "  'format-version' = '{}'",
+        metadata.format_version() as u8
+    )];
+    listed.extend(properties.iter().map(|(k, v)| format!("  '{k}' = '{v}'")));
+    text.push_str(&format!("\nTBLPROPERTIES (\n{}\n)", listed.join(",\n")));
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_spark_style_transforms() {
+        let items =
+            parse_partition_items("region, day(ts), bucket(16, id), truncate(4, \"Name\")").unwrap();
+        assert_eq!(items[0].transform, Transform::Identity);
+        assert_eq!(items[1], PartitionItem { column: "ts".into(), transform: Transform::Day });
+        assert_eq!(items[2].transform, Transform::Bucket(16));
+        assert_eq!(items[3], PartitionItem { column: "Name".into(), transform: Transform::Truncate(4) });
+        let err = parse_partition_items("bucket(0, id)").unwrap_err().to_string();
+        assert!(err.contains("bucket(0, id)"), "{err}");
+        let err = parse_partition_items("weekly(ts)").unwrap_err().to_string();
+        assert!(err.contains("weekly"), "{err}");
+    }
+}

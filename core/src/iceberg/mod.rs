@@ -1,0 +1,64 @@
+//! Floe's Iceberg integration: DataFusion providers over Iceberg catalogs, the distributed-ready
+//! scan, the append writer, and the DDL translation (SQL types and `PARTITIONED BY` transforms).
+
+pub mod ddl;
+pub mod field_ids;
+pub mod provider;
+pub mod scan;
+pub mod sink;
+pub mod stats;
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::Result as DFResult;
+use url::Url;
+
+use crate::error::{FloeError, iceberg_to_df};
+
+/// The Arrow schema of an Iceberg schema, each field carrying its field id.
+pub fn arrow_schema_of(schema: &iceberg::spec::Schema) -> DFResult<SchemaRef> {
+    Ok(Arc::new(
+        iceberg::arrow::schema_to_arrow_schema(schema).map_err(iceberg_to_df)?,
+    ))
+}
+
+/// Splits a file location written in Iceberg metadata into DataFusion's object-store URL and
+/// the path inside that store: `s3://bucket/a/b` is (`s3://bucket`, `a/b`), `file:///a/b` and
+/// `/a/b` are (`file://`, `a/b`).
+pub fn object_store_location(location: &str) -> Result<(String, String), FloeError> {
+    if location.starts_with('/') {
+        return Ok(("file://".to_string(), location.trim_start_matches('/').to_string()));
+    }
+    let url = Url::parse(location)
+        .map_err(|e| FloeError::plan(format!("invalid file location `{location}`: {e}")))?;
+    let path = object_store::path::Path::from_url_path(url.path())
+        .map_err(|e| FloeError::plan(format!("invalid file location `{location}`: {e}")))?
+        .to_string();
+    match url.scheme() {
+        "file" => Ok(("file://".to_string(), path)),
+        scheme => Ok((format!("{scheme}://{}", url.authority()), path)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_split_into_store_and_path() {
+        assert_eq!(
+            object_store_location("s3://bucket/wh/t/data/a=1/f.parquet").unwrap(),
+            ("s3://bucket".into(), "wh/t/data/a=1/f.parquet".into())
+        );
+        assert_eq!(
+            object_store_location("file:///tmp/wh/f.parquet").unwrap(),
+            ("file://".into(), "tmp/wh/f.parquet".into())
+        );
+        assert_eq!(
+            object_store_location("/tmp/wh/f.parquet").unwrap(),
+            ("file://".into(), "tmp/wh/f.parquet".into())
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! DataFusion catalog, schema and table providers over an Iceberg catalog.
+//!
+//! Unlike `iceberg-datafusion`'s provider, nothing is listed or loaded eagerly: a table is looked
+//! up in the catalog when a statement names it, so tables created by other tools (PyIceberg,
+//! Spark) are visible at once. Loaded tables are cached by metadata location, which is immutable,
+//! so a table that has not changed keeps its manifest cache between queries.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, not_impl_err};
+use datafusion::datasource::TableType;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::utils::conjunction;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use futures::TryStreamExt;
+use iceberg::table::Table;
+use iceberg::{NamespaceIdent, TableIdent};
+use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
+
+use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
+use super::sink::IcebergSink;
+use super::stats::{ManifestStatsCache, file_statistics};
+use super::{arrow_schema_of, object_store_location};
+use crate::catalogs::FloeCatalog;
+use crate::error::{FloeError, iceberg_to_df};
+
+/// The metadata caches shared by every catalog of a session.
+#[derive(Debug)]
+pub struct MetadataCaches {
+    /// Loaded tables by metadata location.
+    pub tables: TableCache,
+    /// Column bounds of data files by manifest path.
+    pub manifests: ManifestStatsCache,
+}
+
+impl MetadataCaches {
+    /// Caches bounded by the limits in [`crate::config`].
+    pub fn new() -> Self {
+        Self {
+            tables: TableCache::new(crate::config::DEFAULT_TABLE_CACHE_ENTRIES),
+            manifests: ManifestStatsCache::new(crate::config::DEFAULT_MANIFEST_CACHE_ENTRIES),
+        }
+    }
+}
+
+impl Default for MetadataCaches {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Loaded tables by metadata location, bounded by entry count (oldest out first).
+#[derive(Debug)]
+pub struct TableCache {
+    max_entries: usize,
+    entries: Mutex<(HashMap<String, Table>, VecDeque<String>)>,
+}
+
+impl TableCache {
+    /// A cache holding at most `max_entries` tables.
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            max_entries,
+            entries: Mutex::new((HashMap::new(), VecDeque::new())),
+        }
+    }
+
+    /// The cached table for `fresh`'s metadata location, or `fresh` itself (now cached).
+    pub fn intern(&self, fresh: Table) -> Table {
+        let Some(location) = fresh.metadata_location().map(str::to_string) else {
+            return fresh;
+        };
+        let Ok(mut guard) = self.entries.lock() else {
+            return fresh;
+        };
+        let (map, order) = &mut *guard;
+        if let Some(table) = map.get(&location) {
+            return table.clone();
+        }
+        while map.len() >= self.max_entries.max(1) {
+            match order.pop_front() {
+                Some(oldest) => {
+                    map.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        map.insert(location.clone(), fresh.clone());
+        order.push_back(location);
+        fresh
+    }
+}
+
+/// Non-Iceberg tables (`CREATE EXTERNAL TABLE` over Parquet/CSV files) registered into an
+/// Iceberg namespace for the life of the session, by (namespace, table).
+pub type SessionTables = Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>;
+
+/// Runs a catalog call from one of DataFusion's synchronous callbacks (`schema_names`,
+/// `table_names`). Needs the multi-threaded runtime every Floe binary uses; elsewhere it gives
+/// up rather than deadlock.
+fn block_on_catalog<F: Future>(future: F) -> Option<F::Output> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return None;
+    }
+    Some(tokio::task::block_in_place(|| handle.block_on(future)))
+}
+
+/// A Floe catalog as DataFusion sees it.
+#[derive(Debug)]
+pub struct IcebergCatalogProvider {
+    catalog: Arc<FloeCatalog>,
+    caches: Arc<MetadataCaches>,
+    session_tables: Arc<SessionTables>,
+}
+
+impl IcebergCatalogProvider {
+    /// Wraps `catalog`, caching loaded tables in `tables`.
+    pub fn new(catalog: Arc<FloeCatalog>, caches: Arc<MetadataCaches>) -> Self {
+        Self {
+            catalog,
+            caches,
+            session_tables: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl CatalogProvider for IcebergCatalogProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema_names(&self) -> Vec<String> {
+        block_on_catalog(self.catalog.iceberg.list_namespaces(None))
+            .and_then(Result::ok)
+            .map(|names| names.iter().map(|ns| ns.join(".")).collect())
+            .unwrap_or_default()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        // Existence is checked when a table is looked up, so that the error can name
+        // the namespace rather than the table.
+        let namespace = NamespaceIdent::from_strs(name.split('.')).ok()?;
+        Some(Arc::new(IcebergSchemaProvider {
+            catalog: Arc::clone(&self.catalog),
+            namespace,
+            caches: Arc::clone(&self.caches),
+            session_tables: Arc::clone(&self.session_tables),
+        }))
+    }
+}
+
+/// One Iceberg namespace as a DataFusion schema.
+#[derive(Debug)]
+pub struct IcebergSchemaProvider {
+    catalog: Arc<FloeCatalog>,
+    namespace: NamespaceIdent,
+    caches: Arc<MetadataCaches>,
+    session_tables: Arc<SessionTables>,
+}
+
+impl IcebergSchemaProvider {
+    fn session_key(&self, name: &str) -> (String, String) {
+        (self.namespace.join("."), name.to_string())
+    }
+
+    fn session_table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        let tables = self.session_tables.lock().ok()?;
+        tables.get(&self.session_key(name)).cloned()
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for IcebergSchemaProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = block_on_catalog(self.catalog.iceberg.list_tables(&self.namespace))
+            .and_then(Result::ok)
+            .map(|idents| idents.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default();
+        if let Ok(tables) = self.session_tables.lock() {
+            let namespace = self.namespace.join(".");
+            names.extend(tables.keys().filter(|(ns, _)| *ns == namespace).map(|(_, t)| t.clone()));
+        }
+        names
+    }
+
+    async fn table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        if let Some(table) = self.session_table(name) {
+            return Ok(Some(table));
+        }
+        let ident = TableIdent::new(self.namespace.clone(), name.to_string());
+        let iceberg = &self.catalog.iceberg;
+        // A missing namespace is reported as a missing table here (so that DataFusion can still
+        // try the name as a file path); the session names the namespace in the final error.
+        let exists = iceberg.table_exists(&ident).await.unwrap_or(false);
+        if !exists {
+            return Ok(None);
+        }
+        let table = iceberg.load_table(&ident).await.map_err(iceberg_to_df)?;
+        let table = self.caches.tables.intern(table);
+        let provider =
+            IcebergTableProvider::try_new(Arc::clone(&self.catalog), table, Arc::clone(&self.caches))?;
+        Ok(Some(Arc::new(provider)))
+    }
+
+    fn register_table(
+        &self,
+        name: String,
+        table: Arc<dyn TableProvider>,
+    ) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let key = self.session_key(&name);
+        let mut tables = self
+            .session_tables
+            .lock()
+            .map_err(|_| DataFusionError::Internal("session table registry poisoned".into()))?;
+        Ok(tables.insert(key, table))
+    }
+
+    fn deregister_table(&self, name: &str) -> DFResult<Option<Arc<dyn TableProvider>>> {
+        let key = self.session_key(name);
+        let mut tables = self
+            .session_tables
+            .lock()
+            .map_err(|_| DataFusionError::Internal("session table registry poisoned".into()))?;
+        Ok(tables.remove(&key))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        if self.session_table(name).is_some() {
+            return true;
+        }
+        let ident = TableIdent::new(self.namespace.clone(), name.to_string());
+        block_on_catalog(self.catalog.iceberg.table_exists(&ident))
+            .and_then(Result::ok)
+            .unwrap_or(false)
+    }
+}
+
+/// One Iceberg table (at the snapshot current when the statement was planned).
+#[derive(Debug)]
+pub struct IcebergTableProvider {
+    catalog: Arc<FloeCatalog>,
+    table: Table,
+    schema: SchemaRef,
+    caches: Arc<MetadataCaches>,
+}
+
+impl IcebergTableProvider {
+    /// A provider reading `table`'s current snapshot.
+    pub fn try_new(
+        catalog: Arc<FloeCatalog>,
+        table: Table,
+        caches: Arc<MetadataCaches>,
+    ) -> DFResult<Self> {
+        let schema = arrow_schema_of(table.metadata().current_schema())?;
+        Ok(Self {
+            catalog,
+            table,
+            schema,
+            caches,
+        })
+    }
+
+    fn display_name(&self) -> String {
+        let ident = self.table.identifier();
+        format!(
+            "{}.{}.{}",
+            self.catalog.name,
+            ident.namespace().join("."),
+            ident.name()
+        )
+    }
+
+    /// Plans the files to read with the `iceberg` crate's manifest pruning.
+    async fn plan_files(&self, filters: &[Expr]) -> DFResult<(Option<i64>, Vec<ScanFile>, u64)> {
+        let metadata = self.table.metadata();
+        let Some(snapshot) = metadata.current_snapshot() else {
+            return Ok((None, Vec::new(), 0));
+        };
+        let files_in_snapshot = snapshot
+            .summary()
+            .additional_properties
+            .get("total-data-files")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut builder = self.table.scan().snapshot_id(snapshot.snapshot_id());
+        if let Some(predicate) = convert_filters_to_predicate(filters) {
+            builder = builder.with_filter(predicate);
+        }
+        let tasks: Vec<_> = builder
+            .build()
+            .map_err(iceberg_to_df)?
+            .plan_files()
+            .await
+            .map_err(iceberg_to_df)?
+            .try_collect()
+            .await
+            .map_err(iceberg_to_df)?;
+        let bounds = if tasks.is_empty() {
+            HashMap::new()
+        } else {
+            self.caches
+                .manifests
+                .snapshot_bounds(metadata, self.table.file_io())
+                .await
+                .map_err(iceberg_to_df)?
+        };
+        let mut files = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            if !task.deletes.is_empty() {
+                return Err(FloeError::NotSupported(format!(
+                    "table {} has row-level delete files; reading them is not implemented yet",
+                    self.display_name()
+                ))
+                .into());
+            }
+            let (_, path) = object_store_location(&task.data_file_path)?;
+            let statistics = bounds
+                .get(&task.data_file_path)
+                .map(|b| Arc::new(file_statistics(b, &self.schema)));
+            files.push(ScanFile {
+                path,
+                size_bytes: task.file_size_in_bytes,
+                record_count: task.record_count,
+                statistics,
+            });
+        }
+        let files_in_snapshot = files_in_snapshot.max(files.len() as u64);
+        Ok((Some(snapshot.snapshot_id()), files, files_in_snapshot))
+    }
+}
+
+/// Splits files into at most `partitions` groups of similar total size: largest file first,
+/// each into the currently smallest group.
+pub fn bin_pack(mut files: Vec<ScanFile>, partitions: usize) -> Vec<Vec<ScanFile>> {
+    let groups_len = partitions.max(1).min(files.len());
+    if groups_len == 0 {
+        return Vec::new();
+    }
+    files.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then_with(|| a.path.cmp(&b.path)));
+    let mut groups: Vec<(u64, Vec<ScanFile>)> = vec![(0, Vec::new()); groups_len];
+    for file in files {
+        let smallest = groups
+            .iter_mut()
+            .min_by_key(|(bytes, _)| *bytes)
+            .map(|(bytes, group)| (bytes, group));
+        if let Some((bytes, group)) = smallest {
+            *bytes += file.size_bytes;
+            group.push(file);
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+#[async_trait]
+impl TableProvider for IcebergTableProvider {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let (snapshot_id, files, files_in_snapshot) = self.plan_files(filters).await?;
+        let object_store_url = object_store_location(self.table.metadata().location())?.0;
+        self.catalog
+            .register_object_store(self.table.metadata().location(), state.runtime_env())
+            .map_err(DataFusionError::from)?;
+        let predicate = match conjunction(filters.iter().cloned()) {
+            Some(expr) => {
+                let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+                Some(state.create_physical_expr(expr, &df_schema)?)
+            }
+            None => None,
+        };
+        let options = state.config_options();
+        let spec = IcebergScanSpec {
+            table_name: self.display_name(),
+            snapshot_id,
+            table_schema: Arc::clone(&self.schema),
+            object_store_url,
+            file_groups: bin_pack(files, options.execution.target_partitions),
+            projection: projection.cloned(),
+            predicate,
+            // Filters are re-applied above the scan (Inexact), so a limit below them would be wrong.
+            limit: if filters.is_empty() { limit } else { None },
+            batch_size: options.execution.batch_size,
+            files_in_snapshot,
+        };
+        Ok(Arc::new(IcebergScanExec::try_new(spec, state.runtime_env())?))
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        // Pruning is by files, row groups and pages; rows still need the filter above the scan.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!(
+                "INSERT OVERWRITE into Iceberg table {} is not supported yet",
+                self.display_name()
+            );
+        }
+        let sink = IcebergSink::new(
+            Arc::clone(&self.catalog),
+            self.table.clone(),
+            Arc::clone(&self.schema),
+        );
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}

@@ -1,0 +1,207 @@
+//! SQL over Iceberg tables in a real on-disk warehouse (SQLite catalog, Parquet files).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use common::{Warehouse, metric, scan_of};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_primitive_types_round_trip() {
+    let wh = Warehouse::new().await;
+    wh.run(
+        "CREATE TABLE types (
+            b BOOLEAN, i INT, l BIGINT, f FLOAT, d DOUBLE, dec DECIMAL(12, 3),
+            dt DATE, tm TIME, ts TIMESTAMP, tstz TIMESTAMP WITH TIME ZONE,
+            s VARCHAR, bin BYTEA, si SMALLINT NOT NULL
+        )",
+    )
+    .await;
+    wh.run(
+        "INSERT INTO types VALUES
+           (true, 1, 10000000000, 1.5, 2.25, 12345.678, DATE '2024-02-29', TIME '13:45:01.5',
+            TIMESTAMP '2024-03-01 10:11:12.123456', TIMESTAMP '2024-03-01 10:11:12.5+02:00',
+            'héllo', X'DEADBEEF', 7),
+           (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, -1)",
+    )
+    .await;
+    let text = wh.text("SELECT * FROM types ORDER BY si DESC").await;
+    let expected = [
+        "| b    | i | l           | f   | d    | dec       | dt         | tm           | ts                         | tstz                     | s     | bin      | si |",
+        "| true | 1 | 10000000000 | 1.5 | 2.25 | 12345.678 | 2024-02-29 | 13:45:01.500 | 2024-03-01T10:11:12.123456 | 2024-03-01T08:11:12.500Z | héllo | deadbeef | 7  |",
+        "|      |   |             |     |      |           |            |              |                            |                          |       |          | -1 |",
+    ];
+    for line in expected {
+        assert!(text.contains(line), "missing row\n{line}\nin\n{text}");
+    }
+    // The Iceberg types are the ones the spec defines for these SQL types.
+    let show = wh.text("SHOW CREATE TABLE types").await;
+    for column in [
+        "b BOOLEAN", "i INT", "l BIGINT", "f FLOAT", "d DOUBLE", "dec DECIMAL(12, 3)", "dt DATE",
+        "tm TIME", "ts TIMESTAMP", "tstz TIMESTAMP WITH TIME ZONE", "s STRING", "bin BINARY",
+        "si INT NOT NULL",
+    ] {
+        assert!(show.contains(column), "{column} not in\n{show}");
+    }
+    // Typed filters work on every type.
+    let text = wh
+        .text("SELECT count(*) AS n FROM types WHERE dec > 12345 AND dt = DATE '2024-02-29' AND ts < TIMESTAMP '2025-01-01' AND s LIKE 'h%'")
+        .await;
+    assert!(text.contains("| 1 |"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_table_prunes_files() {
+    let wh = Warehouse::new().await;
+    wh.run(
+        "CREATE TABLE events (id BIGINT, region VARCHAR, ts TIMESTAMP, name VARCHAR)
+         PARTITIONED BY (region, day(ts), bucket(4, id), truncate(2, name))",
+    )
+    .await;
+    // 3 regions x 4 days x ids 0..40 -> many partition files.
+    wh.run(
+        "INSERT INTO events
+         SELECT v AS id,
+                CASE v % 3 WHEN 0 THEN 'eu' WHEN 1 THEN 'us' ELSE 'ap' END AS region,
+                CAST('2024-01-0' || CAST(1 + v % 4 AS VARCHAR) || ' 01:00:00' AS TIMESTAMP) AS ts,
+                'n' || CAST(v % 5 AS VARCHAR) AS name
+         FROM generate_series(0, 119) AS t(v)",
+    )
+    .await;
+
+    let (all, scans) = wh.run_with_scans("SELECT * FROM events").await;
+    assert_eq!(all.iter().map(|b| b.num_rows()).sum::<usize>(), 120);
+    let total_files = scan_of(&scans[0]).spec().files_planned();
+    assert!(total_files >= 24, "expected many partition files, got {total_files}");
+
+    let (rows, scans) = wh
+        .run_with_scans(
+            "SELECT count(*) FROM events WHERE region = 'eu' AND ts >= TIMESTAMP '2024-01-02' AND ts < TIMESTAMP '2024-01-03'",
+        )
+        .await;
+    let count = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    assert!(count.contains("| 10 "), "{count}");
+    let scan = &scans[0];
+    let planned = scan_of(scan).spec().files_planned();
+    assert!(planned > 0 && planned < total_files / 4, "planned {planned} of {total_files}");
+    assert_eq!(metric(scan, "data_files_planned"), planned as usize);
+    assert_eq!(metric(scan, "data_files_pruned"), (total_files - planned) as usize);
+    assert!(metric(scan, "bytes_scanned") > 0);
+
+    // bucket and truncate transforms prune too.
+    let (_, scans) = wh.run_with_scans("SELECT * FROM events WHERE id = 7").await;
+    assert!(scan_of(&scans[0]).spec().files_planned() < total_files / 2);
+    let text = wh.text("SELECT id, region, name FROM events WHERE id = 7").await;
+    assert!(text.contains("| 7  | us     | n2   |"), "{text}");
+
+    // EXPLAIN ANALYZE reports files planned vs pruned and bytes read per scan.
+    let explain = wh
+        .text("EXPLAIN ANALYZE SELECT count(*) FROM events WHERE region = 'us'")
+        .await;
+    assert!(explain.contains("IcebergScanExec"), "{explain}");
+    assert!(explain.contains("data_files_planned="), "{explain}");
+    assert!(explain.contains("data_files_pruned="), "{explain}");
+    assert!(explain.contains("bytes_scanned="), "{explain}");
+
+    let show = wh.text("SHOW CREATE TABLE events").await;
+    assert!(
+        show.contains("PARTITIONED BY (region, day(ts), bucket(4, id), truncate(2, name))"),
+        "{show}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctas_insert_select_and_drop() {
+    let wh = Warehouse::new().await;
+    wh.run("CREATE SCHEMA sales").await;
+    wh.run("CREATE TABLE sales.src (k INT, v DOUBLE)").await;
+    wh.run("INSERT INTO sales.src VALUES (1, 1.0), (2, 2.0), (2, 3.0)").await;
+    let out = wh
+        .session
+        .execute("CREATE TABLE sales.agg AS SELECT k, sum(v) AS total, count(*) AS n FROM sales.src GROUP BY k")
+        .await
+        .unwrap();
+    assert_eq!(out[0].summary.as_deref(), Some("Created table local.sales.agg with 2 rows"));
+    let text = wh.text("SELECT * FROM local.sales.agg ORDER BY k").await;
+    assert!(text.contains("| 2 | 5.0   | 2 |"), "{text}");
+
+    // INSERT ... SELECT appends a second snapshot; each write is one commit.
+    wh.run("INSERT INTO sales.agg SELECT k + 10, v, 1 FROM sales.src").await;
+    let text = wh.text("SELECT count(*) AS n FROM sales.agg").await;
+    assert!(text.contains("| 5 |"), "{text}");
+
+    let tables = wh.text("SHOW TABLES IN sales").await;
+    assert!(tables.contains("agg") && tables.contains("src"), "{tables}");
+    wh.run("DROP TABLE sales.agg").await;
+    let tables = wh.text("SHOW TABLES FROM local.sales").await;
+    assert!(!tables.contains("agg"), "{tables}");
+    let err = wh.error("SELECT * FROM sales.agg").await;
+    assert!(err.contains("local.sales.agg"), "{err}");
+    wh.run("DROP TABLE IF EXISTS sales.agg").await;
+
+    let err = wh.error("DROP SCHEMA sales").await;
+    assert!(err.contains("not empty"), "{err}");
+    wh.run("DROP SCHEMA sales CASCADE").await;
+    let schemas = wh.text("SHOW SCHEMAS").await;
+    assert!(!schemas.contains("sales"), "{schemas}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_catalogs_join_in_one_query() {
+    let wh = Warehouse::with_config(
+        r#"
+        default_catalog = "lake"
+        [catalogs.lake]
+        type = "sql"
+        uri = "sqlite://{dir}/lake.db?mode=rwc"
+        warehouse = "{dir}/lake"
+        [catalogs.scratch]
+        type = "memory"
+        warehouse = "{dir}/scratch"
+        "#,
+    )
+    .await;
+    wh.run("CREATE TABLE customers (id INT, name VARCHAR)").await;
+    wh.run("INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')").await;
+    wh.run("CREATE SCHEMA scratch.s").await;
+    wh.run("CREATE TABLE scratch.s.orders (customer INT, amount DOUBLE)").await;
+    wh.run("INSERT INTO scratch.s.orders VALUES (1, 10.0), (1, 5.0), (2, 1.0)").await;
+    let text = wh
+        .text(
+            "SELECT c.name, sum(o.amount) AS total FROM lake.default.customers c
+             JOIN scratch.s.orders o ON o.customer = c.id GROUP BY c.name ORDER BY c.name",
+        )
+        .await;
+    assert!(text.contains("| ada  | 15.0  |"), "{text}");
+    assert!(text.contains("| bob  | 1.0   |"), "{text}");
+    let catalogs = wh.text("SHOW CATALOGS").await;
+    assert!(catalogs.contains("lake") && catalogs.contains("scratch"), "{catalogs}");
+
+    wh.run("USE scratch.s").await;
+    let text = wh.text("SELECT count(*) AS n FROM orders").await;
+    assert!(text.contains("| 3 |"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_parquet_files_stay_queryable() {
+    let wh = Warehouse::new().await;
+    let path = wh.dir.path().join("plain.parquet");
+    wh.run(&format!(
+        "COPY (SELECT v AS x FROM generate_series(1, 5) t(v)) TO '{}' STORED AS PARQUET",
+        path.display()
+    ))
+    .await;
+    let text = wh.text(&format!("SELECT sum(x) AS s FROM '{}'", path.display())).await;
+    assert!(text.contains("| 15 |"), "{text}");
+    wh.run(&format!(
+        "CREATE EXTERNAL TABLE plain STORED AS PARQUET LOCATION '{}'",
+        path.display()
+    ))
+    .await;
+    let text = wh.text("SELECT max(x) AS m FROM plain").await;
+    assert!(text.contains("| 5 |"), "{text}");
+    // It can be joined with Iceberg tables and copied into one.
+    wh.run("CREATE TABLE copied AS SELECT * FROM plain").await;
+    let text = wh.text("SELECT count(*) AS n FROM copied JOIN plain USING (x)").await;
+    assert!(text.contains("| 5 |"), "{text}");
+    wh.run("DROP TABLE plain").await;
+}

@@ -1,0 +1,99 @@
+//! Runs the `.slt` files under `tests/slt/` (sqllogictest format) against a `FloeSession` over a
+//! fresh on-disk warehouse per file.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::Array;
+use arrow::datatypes::DataType;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use async_trait::async_trait;
+use floe_core::{FloeConfig, FloeError, FloeSession};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+struct FloeDb {
+    session: Arc<FloeSession>,
+}
+
+fn column_type(data_type: &DataType) -> DefaultColumnType {
+    match data_type {
+        t if t.is_integer() => DefaultColumnType::Integer,
+        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
+            DefaultColumnType::FloatingPoint
+        }
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DefaultColumnType::Text,
+        _ => DefaultColumnType::Any,
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for FloeDb {
+    type Error = FloeError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<Self::ColumnType>, Self::Error> {
+        let output = self.session.execute_statement(sql).await?;
+        if output.schema.fields().is_empty() {
+            return Ok(DBOutput::StatementComplete(0));
+        }
+        let types = output.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for batch in &output.batches {
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                .collect();
+            for row in 0..batch.num_rows() {
+                rows.push(
+                    formatters
+                        .iter()
+                        .zip(batch.columns())
+                        .map(|(f, c)| {
+                            let text = f.value(row).to_string();
+                            if text.is_empty() && !c.is_null(row) { "(empty)".into() } else { text }
+                        })
+                        .collect(),
+                );
+            }
+        }
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "floe"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slt_files() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    for file in files {
+        let warehouse = tempfile::tempdir().unwrap();
+        let config = FloeConfig::local_warehouse(&warehouse.path().join("warehouse"));
+        let session = Arc::new(FloeSession::new(&config).await.unwrap());
+        let mut runner = sqllogictest::Runner::new(move || {
+            let session = Arc::clone(&session);
+            async move { Ok::<_, FloeError>(FloeDb { session }) }
+        });
+        if let Err(err) = runner.run_file_async(&file).await {
+            panic!("{}: {err}", file.display());
+        }
+    }
+}
