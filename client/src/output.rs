@@ -39,8 +39,12 @@ impl Printer {
             match self.format {
                 OutputFormat::Table => {
                     let text = if output.row_count() == 0 {
-                        let header: Vec<&str> =
-                            output.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        let header: Vec<&str> = output
+                            .schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect();
                         format!("(no rows; columns: {})", header.join(", "))
                     } else {
                         pretty_format_batches(&output.batches)

@@ -56,15 +56,24 @@ pub async fn run(session: &FloeSession, printer: &Printer) -> Result<(), String>
     if let Some(path) = &history {
         let _ = editor.load_history(path);
     }
-    println!("Floe {} — statements end with `;`, \\q quits, Ctrl-C cancels.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "Floe {} — statements end with `;`, \\q quits, Ctrl-C cancels.",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "floe> " } else { "   -> " };
+        let prompt = if buffer.is_empty() {
+            "floe> "
+        } else {
+            "   -> "
+        };
         let line = tokio::task::block_in_place(|| editor.readline(prompt));
         match line {
             Ok(line) => {
                 let trimmed = line.trim();
-                if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit" | "quit;" | "exit;") {
+                if buffer.is_empty()
+                    && matches!(trimmed, "\\q" | "quit" | "exit" | "quit;" | "exit;")
+                {
                     break;
                 }
                 if !buffer.is_empty() {

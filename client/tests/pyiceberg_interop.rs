@@ -24,7 +24,11 @@ fn script() -> PathBuf {
 }
 
 fn run_python(args: &[&str]) -> String {
-    let output = Command::new(python()).arg(script()).args(args).output().unwrap();
+    let output = Command::new(python())
+        .arg(script())
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "pyiceberg {args:?} failed:\n{}",
@@ -65,7 +69,10 @@ fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
         out.trim(),
         r#"[{"id":1,"town":"Oslo","fare":"12.50","day":"2024-05-01"},{"id":2,"town":"Lima","fare":"7.25","day":"2024-05-02"},{"id":3,"fare":"0.00","day":"2024-05-03"},{"id":4,"town":"Pune","fare":"3.10","day":"2024-05-04","tip":1.5}]"#
     );
-    let out = floe_json(dir.path(), "SELECT count(*) AS n FROM local.pyi.trips WHERE town = 'Oslo'");
+    let out = floe_json(
+        dir.path(),
+        "SELECT count(*) AS n FROM local.pyi.trips WHERE town = 'Oslo'",
+    );
     assert_eq!(out.trim(), r#"[{"n":1}]"#);
 }
 

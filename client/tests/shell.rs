@@ -45,16 +45,29 @@ fn readme_quick_start_runs_on_the_default_warehouse() {
     assert!(dir.path().join("floe-warehouse/catalog.db").exists());
 
     // A second process sees the committed table.
-    let output = floe(&dir, &["-c", "SELECT count(*) AS n FROM local.default.trips"]);
+    let output = floe(
+        &dir,
+        &["-c", "SELECT count(*) AS n FROM local.default.trips"],
+    );
     assert!(stdout(&output).contains("| 3 |"), "{}", stdout(&output));
 }
 
 #[test]
 fn failing_statement_sets_exit_status_and_stops() {
     let dir = tempfile::tempdir().unwrap();
-    let output = floe(&dir, &["-c", "SELECT * FROM no_such_table; CREATE TABLE later (a INT)"]);
+    let output = floe(
+        &dir,
+        &[
+            "-c",
+            "SELECT * FROM no_such_table; CREATE TABLE later (a INT)",
+        ],
+    );
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("local.default.no_such_table"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("local.default.no_such_table"),
+        "{}",
+        stderr(&output)
+    );
     let output = floe(&dir, &["-c", "SHOW TABLES"]);
     assert!(!stdout(&output).contains("later"), "{}", stdout(&output));
 }
@@ -67,7 +80,10 @@ fn csv_and_json_formats() {
     assert_eq!(stdout(&output), "a,b\n1,x\n2,y\n");
     assert!(stderr(&output).contains("2 rows in"), "{}", stderr(&output));
     let output = floe(&dir, &["--format", "json", "-c", sql]);
-    assert_eq!(stdout(&output).trim(), r#"[{"a":1,"b":"x"},{"a":2,"b":"y"}]"#);
+    assert_eq!(
+        stdout(&output).trim(),
+        r#"[{"a":1,"b":"x"},{"a":2,"b":"y"}]"#
+    );
 }
 
 #[test]
@@ -88,8 +104,15 @@ fn script_file_runs() {
 fn corrupt_config_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("floe.toml");
-    std::fs::write(&config, "[catalogs.lake]\ntype = \"sql\"\nurl = \"sqlite://x.db\"\n").unwrap();
-    let output = floe(&dir, &["--config", config.to_str().unwrap(), "-c", "SELECT 1"]);
+    std::fs::write(
+        &config,
+        "[catalogs.lake]\ntype = \"sql\"\nurl = \"sqlite://x.db\"\n",
+    )
+    .unwrap();
+    let output = floe(
+        &dir,
+        &["--config", config.to_str().unwrap(), "-c", "SELECT 1"],
+    );
     assert!(!output.status.success());
     let err = stderr(&output);
     assert!(err.contains("floe.toml") && err.contains("url"), "{err}");
@@ -103,7 +126,11 @@ fn corrupt_config_names_the_key() {
         .output()
         .unwrap();
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("catalogs.lake.type"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("catalogs.lake.type"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -122,7 +149,9 @@ fn interactive_shell_reads_multi_line_statements_and_survives_errors() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"SELECT\n  40 + 2\n  AS answer;\nSELECT * FROM nope;\nSELECT 'still here' AS s;\n")
+        .write_all(
+            b"SELECT\n  40 + 2\n  AS answer;\nSELECT * FROM nope;\nSELECT 'still here' AS s;\n",
+        )
         .unwrap();
     let output = child.wait_with_output().unwrap();
     let out = stdout(&output);
@@ -136,7 +165,15 @@ fn help_explains_the_options() {
     let dir = tempfile::tempdir().unwrap();
     let output = floe(&dir, &["--help"]);
     let out = stdout(&output);
-    for needle in ["--config", "--command", "--file", "--format", "FLOE_CONFIG", "floe-warehouse", "Ctrl-C"] {
+    for needle in [
+        "--config",
+        "--command",
+        "--file",
+        "--format",
+        "FLOE_CONFIG",
+        "floe-warehouse",
+        "Ctrl-C",
+    ] {
         assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
     }
 }

@@ -62,7 +62,8 @@ async fn setup() -> Setup {
     let scan = find_scan(&plan).unwrap();
     let first = &scan.spec().file_groups[0][0].path;
     let data_dir = format!("/{}", &first[..first.rfind('/').unwrap() + 1]);
-    let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    let plain =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
     plain
         .register_parquet("bench", &data_dir, ParquetReadOptions::default())
         .await
@@ -83,30 +84,53 @@ const QUERIES: [(&str, &str); 2] = [
 ];
 
 fn bench_scans(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let setup = runtime.block_on(setup());
     for (name, sql) in QUERIES {
         // Same answer from both, or the comparison means nothing.
         let (a, b) = runtime.block_on(async {
-            let a = setup.floe.context().sql(sql).await.unwrap().collect().await.unwrap();
+            let a = setup
+                .floe
+                .context()
+                .sql(sql)
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
             let b = setup.plain.sql(sql).await.unwrap().collect().await.unwrap();
             (a, b)
         });
         assert_eq!(
-            arrow::util::pretty::pretty_format_batches(&a).unwrap().to_string(),
-            arrow::util::pretty::pretty_format_batches(&b).unwrap().to_string()
+            arrow::util::pretty::pretty_format_batches(&a)
+                .unwrap()
+                .to_string(),
+            arrow::util::pretty::pretty_format_batches(&b)
+                .unwrap()
+                .to_string()
         );
         let mut group = c.benchmark_group(name);
         group.sample_size(20);
         group.bench_function("iceberg_floe", |bench| {
             bench.to_async(&runtime).iter(|| async {
-                setup.floe.context().sql(sql).await.unwrap().collect().await.unwrap()
+                setup
+                    .floe
+                    .context()
+                    .sql(sql)
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap()
             })
         });
         group.bench_function("parquet_datafusion", |bench| {
-            bench.to_async(&runtime).iter(|| async {
-                setup.plain.sql(sql).await.unwrap().collect().await.unwrap()
-            })
+            bench
+                .to_async(&runtime)
+                .iter(|| async { setup.plain.sql(sql).await.unwrap().collect().await.unwrap() })
         });
         group.finish();
     }

@@ -14,8 +14,10 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use iceberg::io::StorageFactory;
 use iceberg::memory::{MEMORY_CATALOG_WAREHOUSE, MemoryCatalogBuilder};
 use iceberg::{Catalog, CatalogBuilder};
+#[cfg(feature = "aws-catalogs")]
 use iceberg_catalog_glue::GlueCatalogBuilder;
 use iceberg_catalog_rest::RestCatalogBuilder;
+#[cfg(feature = "aws-catalogs")]
 use iceberg_catalog_s3tables::S3TablesCatalogBuilder;
 use iceberg_catalog_sql::SqlCatalogBuilder;
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
@@ -45,17 +47,22 @@ impl FloeCatalog {
             props.extend(fileio_s3_properties(s3));
         }
         let storage: Arc<dyn StorageFactory> = Arc::new(OpenDalResolvingStorageFactory::new());
-        let warehouse = config.warehouse.as_deref().map(normalize_location).transpose()?;
-        let context = |e: iceberg::Error| {
-            FloeError::plan(format!("cannot open catalog `{name}`: {e}"))
-        };
+        let warehouse = config
+            .warehouse
+            .as_deref()
+            .map(normalize_location)
+            .transpose()?;
+        let context =
+            |e: iceberg::Error| FloeError::plan(format!("cannot open catalog `{name}`: {e}"));
         let iceberg: Arc<dyn Catalog> = match config.catalog_type {
             CatalogType::Sql => {
                 let uri = config.uri.clone().unwrap_or_default();
                 if let Some(db_path) = sqlite_file(&uri) {
                     create_parent_dir(&db_path)?;
                     // SQLite speaks `?` placeholders; the crate defaults to Postgres' `$1`.
-                    props.entry("sql_bind_style".into()).or_insert("QMark".into());
+                    props
+                        .entry("sql_bind_style".into())
+                        .or_insert("QMark".into());
                 }
                 if let Some(warehouse) = &warehouse {
                     if let Some(dir) = warehouse.strip_prefix("file://") {
@@ -97,36 +104,8 @@ impl FloeCatalog {
                     .map_err(context)?;
                 Arc::new(catalog)
             }
-            CatalogType::Glue => {
-                if let Some(warehouse) = &warehouse {
-                    props.insert("warehouse".into(), warehouse.clone());
-                }
-                if let Some(uri) = &config.uri {
-                    props.insert("uri".into(), uri.clone());
-                }
-                props.extend(aws_sdk_properties(config.s3.as_ref()));
-                let catalog = GlueCatalogBuilder::default()
-                    .with_storage_factory(storage)
-                    .load(name, props)
-                    .await
-                    .map_err(context)?;
-                Arc::new(catalog)
-            }
-            CatalogType::S3tables => {
-                // The warehouse of an S3 Tables catalog is its table bucket ARN.
-                if let Some(warehouse) = &config.warehouse {
-                    props.insert("table_bucket_arn".into(), warehouse.clone());
-                }
-                if let Some(uri) = &config.uri {
-                    props.insert("endpoint_url".into(), uri.clone());
-                }
-                props.extend(aws_sdk_properties(config.s3.as_ref()));
-                let catalog = S3TablesCatalogBuilder::default()
-                    .with_storage_factory(storage)
-                    .load(name, props)
-                    .await
-                    .map_err(context)?;
-                Arc::new(catalog)
+            CatalogType::Glue | CatalogType::S3tables => {
+                connect_aws_catalog(name, config, props, warehouse, storage).await?
             }
             CatalogType::Memory => {
                 if let Some(warehouse) = &warehouse {
@@ -161,7 +140,10 @@ impl FloeCatalog {
                 if runtime.object_store(&bucket_url).is_ok() {
                     return Ok(());
                 }
-                let store = build_s3_store(url.authority(), self.s3.as_ref().cloned().unwrap_or_default())?;
+                let store = build_s3_store(
+                    url.authority(),
+                    self.s3.as_ref().cloned().unwrap_or_default(),
+                )?;
                 runtime.register_object_store(bucket_url.as_ref(), store);
                 Ok(())
             }
@@ -170,6 +152,74 @@ impl FloeCatalog {
             ))),
         }
     }
+}
+
+/// Connects a Glue or S3 Tables catalog through its native AWS API.
+#[cfg(feature = "aws-catalogs")]
+async fn connect_aws_catalog(
+    name: &str,
+    config: &CatalogConfig,
+    mut props: HashMap<String, String>,
+    warehouse: Option<String>,
+    storage: Arc<dyn StorageFactory>,
+) -> Result<Arc<dyn Catalog>> {
+    let context = |e: iceberg::Error| FloeError::plan(format!("cannot open catalog `{name}`: {e}"));
+    let catalog: Arc<dyn Catalog> = match config.catalog_type {
+        CatalogType::Glue => {
+            if let Some(warehouse) = &warehouse {
+                props.insert("warehouse".into(), warehouse.clone());
+            }
+            if let Some(uri) = &config.uri {
+                props.insert("uri".into(), uri.clone());
+            }
+            props.extend(aws_sdk_properties(config.s3.as_ref()));
+            let catalog = GlueCatalogBuilder::default()
+                .with_storage_factory(storage)
+                .load(name, props)
+                .await
+                .map_err(context)?;
+            Arc::new(catalog)
+        }
+        CatalogType::S3tables => {
+            // The warehouse of an S3 Tables catalog is its table bucket ARN.
+            if let Some(warehouse) = &config.warehouse {
+                props.insert("table_bucket_arn".into(), warehouse.clone());
+            }
+            if let Some(uri) = &config.uri {
+                props.insert("endpoint_url".into(), uri.clone());
+            }
+            props.extend(aws_sdk_properties(config.s3.as_ref()));
+            let catalog = S3TablesCatalogBuilder::default()
+                .with_storage_factory(storage)
+                .load(name, props)
+                .await
+                .map_err(context)?;
+            Arc::new(catalog)
+        }
+        other => {
+            return Err(FloeError::plan(format!(
+                "catalog `{name}`: type {other:?} is not an AWS catalog"
+            )));
+        }
+    };
+    Ok(catalog)
+}
+
+/// Without the `aws-catalogs` feature, Glue and S3 Tables catalogs are refused with a message
+/// that says how to get them.
+#[cfg(not(feature = "aws-catalogs"))]
+async fn connect_aws_catalog(
+    name: &str,
+    config: &CatalogConfig,
+    _props: HashMap<String, String>,
+    _warehouse: Option<String>,
+    _storage: Arc<dyn StorageFactory>,
+) -> Result<Arc<dyn Catalog>> {
+    Err(FloeError::NotSupported(format!(
+        "catalog `{name}` has type `{:?}`, but this Floe was built without AWS catalog support; \
+         rebuild with `cargo build --release --features aws-catalogs`",
+        config.catalog_type
+    )))
 }
 
 fn build_s3_store(bucket: &str, s3: S3Config) -> Result<Arc<dyn ObjectStore>> {
@@ -211,11 +261,15 @@ fn fileio_s3_properties(s3: &S3Config) -> Vec<(String, String)> {
     put("s3.access-key-id", &s3.access_key_id);
     put("s3.secret-access-key", &s3.secret_access_key);
     put("s3.session-token", &s3.session_token);
-    props.push(("s3.path-style-access".to_string(), s3.path_style.to_string()));
+    props.push((
+        "s3.path-style-access".to_string(),
+        s3.path_style.to_string(),
+    ));
     props
 }
 
 /// AWS SDK property names used by the Glue and S3 Tables catalog crates.
+#[cfg(feature = "aws-catalogs")]
 fn aws_sdk_properties(s3: Option<&S3Config>) -> Vec<(String, String)> {
     let Some(s3) = s3 else { return Vec::new() };
     let mut props = Vec::new();
@@ -248,7 +302,9 @@ pub fn normalize_location(location: &str) -> Result<String> {
             })?
             .join(path)
     };
-    Ok(format!("file://{}", absolute.display()).trim_end_matches('/').to_string())
+    Ok(format!("file://{}", absolute.display())
+        .trim_end_matches('/')
+        .to_string())
 }
 
 /// The database file of a `sqlite:` URL, if it names one.

@@ -142,7 +142,10 @@ impl PhysicalExtensionCodec for FloePhysicalCodec {
             batch_size: node.batch_size as usize,
             files_in_snapshot: node.files_in_snapshot,
         };
-        Ok(Arc::new(IcebergScanExec::try_new(spec, ctx.runtime_env().as_ref())?))
+        Ok(Arc::new(IcebergScanExec::try_new(
+            spec,
+            ctx.runtime_env().as_ref(),
+        )?))
     }
 
     fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {

@@ -257,7 +257,9 @@ impl FloeConfig {
         for (name, catalog) in &self.catalogs {
             let needs_uri = matches!(catalog.catalog_type, CatalogType::Sql | CatalogType::Rest);
             if needs_uri && catalog.uri.is_none() {
-                return Err(format!("key `catalogs.{name}.uri`: required for this catalog type"));
+                return Err(format!(
+                    "key `catalogs.{name}.uri`: required for this catalog type"
+                ));
             }
             let needs_warehouse = matches!(
                 catalog.catalog_type,
@@ -329,7 +331,9 @@ mod tests {
             .to_string();
         assert!(err.contains("catalogs.prod.uri"), "{err}");
 
-        let err = FloeConfig::parse("[catalogs\ntype = 1", "f").unwrap_err().to_string();
+        let err = FloeConfig::parse("[catalogs\ntype = 1", "f")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 1"), "{err}");
     }
 }

@@ -132,7 +132,10 @@ impl FloeSession {
         for (name, catalog) in &catalogs {
             ctx.register_catalog(
                 name,
-                Arc::new(IcebergCatalogProvider::new(Arc::clone(catalog), Arc::clone(&caches))),
+                Arc::new(IcebergCatalogProvider::new(
+                    Arc::clone(catalog),
+                    Arc::clone(&caches),
+                )),
             );
         }
         let session = Self { ctx, catalogs };
@@ -149,7 +152,10 @@ impl FloeSession {
         else {
             return Ok(());
         };
-        if !matches!(catalog_config.catalog_type, CatalogType::Sql | CatalogType::Memory) {
+        if !matches!(
+            catalog_config.catalog_type,
+            CatalogType::Sql | CatalogType::Memory
+        ) {
             return Ok(());
         }
         let namespace = NamespaceIdent::from_strs(config.default_namespace.split('.'))?;
@@ -187,18 +193,26 @@ impl FloeSession {
                 StatementOutput::strings("catalog", self.catalogs.keys().cloned().collect())
             }
             ("SHOW", "SCHEMAS" | "DATABASES" | "NAMESPACES") => {
-                let target = words.get(2).filter(|w| w.upper == "FROM" || w.upper == "IN");
-                self.show_schemas(target.map_or("", |_| rest_after(3))).await
+                let target = words
+                    .get(2)
+                    .filter(|w| w.upper == "FROM" || w.upper == "IN");
+                self.show_schemas(target.map_or("", |_| rest_after(3)))
+                    .await
             }
             ("SHOW", "TABLES") => {
-                let target = words.get(2).filter(|w| w.upper == "FROM" || w.upper == "IN");
+                let target = words
+                    .get(2)
+                    .filter(|w| w.upper == "FROM" || w.upper == "IN");
                 self.show_tables(target.map_or("", |_| rest_after(3))).await
             }
             ("SHOW", "CREATE") if keyword(2) == "TABLE" => {
                 let table = self.resolve_table(rest_after(3))?;
-                let loaded = table.catalog.iceberg.load_table(&table.ident).await.map_err(
-                    |e| self.table_error(&table, e),
-                )?;
+                let loaded = table
+                    .catalog
+                    .iceberg
+                    .load_table(&table.ident)
+                    .await
+                    .map_err(|e| self.table_error(&table, e))?;
                 let text = show_create_table(&table.display(), loaded.metadata());
                 StatementOutput::strings("create_statement", vec![text])
             }
@@ -212,7 +226,10 @@ impl FloeSession {
                 let name_index = if if_exists { 4 } else { 2 };
                 let cascade = words.iter().any(|w| w.upper == "CASCADE");
                 let name = words.get(name_index).map_or("", |w| {
-                    let end = words.get(name_index + 1).filter(|n| n.upper == "CASCADE" || n.upper == "RESTRICT").map_or(sql.len(), |n| n.start);
+                    let end = words
+                        .get(name_index + 1)
+                        .filter(|n| n.upper == "CASCADE" || n.upper == "RESTRICT")
+                        .map_or(sql.len(), |n| n.start);
                     sql[w.start..end].trim()
                 });
                 self.drop_schema(name, if_exists, cascade).await
@@ -226,7 +243,11 @@ impl FloeSession {
                 let name_index = if if_exists { 4 } else { 2 };
                 let purge = words.last().is_some_and(|w| w.upper == "PURGE");
                 let name = words.get(name_index).map_or("", |w| {
-                    let end = if purge { words.last().map_or(sql.len(), |p| p.start) } else { sql.len() };
+                    let end = if purge {
+                        words.last().map_or(sql.len(), |p| p.start)
+                    } else {
+                        sql.len()
+                    };
                     sql[w.start..end].trim()
                 });
                 self.drop_table(name, if_exists, purge).await
@@ -269,7 +290,8 @@ impl FloeSession {
                     name: format!("{catalog_name} (known catalogs: {})", self.catalog_names()),
                 };
             };
-            if let Ok(namespace) = NamespaceIdent::from_strs(parts[1..parts.len() - 1].iter().copied())
+            if let Ok(namespace) =
+                NamespaceIdent::from_strs(parts[1..parts.len() - 1].iter().copied())
                 && let Ok(false) = catalog.iceberg.namespace_exists(&namespace).await
             {
                 return FloeError::NotFound {
@@ -277,7 +299,10 @@ impl FloeSession {
                     name: format!("{catalog_name}.{}", namespace.join(".")),
                 };
             }
-            return FloeError::NotFound { kind: "table", name: name.to_string() };
+            return FloeError::NotFound {
+                kind: "table",
+                name: name.to_string(),
+            };
         }
         FloeError::DataFusion(err)
     }
@@ -289,14 +314,20 @@ impl FloeSession {
     fn defaults(&self) -> (String, String) {
         let state = self.ctx.state();
         let options = &state.config_options().catalog;
-        (options.default_catalog.clone(), options.default_schema.clone())
+        (
+            options.default_catalog.clone(),
+            options.default_schema.clone(),
+        )
     }
 
     fn catalog(&self, name: &str) -> Result<Arc<FloeCatalog>> {
-        self.catalogs.get(name).cloned().ok_or_else(|| FloeError::NotFound {
-            kind: "catalog",
-            name: format!("{name} (known catalogs: {})", self.catalog_names()),
-        })
+        self.catalogs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| FloeError::NotFound {
+                kind: "catalog",
+                name: format!("{name} (known catalogs: {})", self.catalog_names()),
+            })
     }
 
     /// `ns`, `catalog.ns` (when `catalog` is a catalog) or the current namespace when empty.
@@ -304,13 +335,19 @@ impl FloeSession {
         let parts = parse_object_name(text)?;
         let (default_catalog, default_schema) = self.defaults();
         let (catalog, namespace): (String, Vec<String>) = match parts.as_slice() {
-            [] => (default_catalog, default_schema.split('.').map(str::to_string).collect()),
+            [] => (
+                default_catalog,
+                default_schema.split('.').map(str::to_string).collect(),
+            ),
             [first, rest @ ..] if !rest.is_empty() && self.catalogs.contains_key(first) => {
                 (first.clone(), rest.to_vec())
             }
             _ => (default_catalog, parts.clone()),
         };
-        Ok((self.catalog(&catalog)?, NamespaceIdent::from_vec(namespace)?))
+        Ok((
+            self.catalog(&catalog)?,
+            NamespaceIdent::from_vec(namespace)?,
+        ))
     }
 
     /// `t`, `ns.t`, `catalog.ns.t` (or deeper namespaces) against the `USE` defaults.
@@ -345,7 +382,11 @@ impl FloeSession {
         }
     }
 
-    async fn require_namespace(&self, catalog: &FloeCatalog, namespace: &NamespaceIdent) -> Result<()> {
+    async fn require_namespace(
+        &self,
+        catalog: &FloeCatalog,
+        namespace: &NamespaceIdent,
+    ) -> Result<()> {
         if !catalog.iceberg.namespace_exists(namespace).await? {
             return Err(FloeError::NotFound {
                 kind: "namespace",
@@ -363,7 +404,9 @@ impl FloeSession {
                 // Like Trino/Spark: switching catalogs lands in its `default` namespace.
                 (only.clone(), None)
             }
-            [catalog, namespace @ ..] if !namespace.is_empty() && self.catalogs.contains_key(catalog) => {
+            [catalog, namespace @ ..]
+                if !namespace.is_empty() && self.catalogs.contains_key(catalog) =>
+            {
                 (catalog.clone(), Some(namespace.join(".")))
             }
             _ if parts.len() >= 2 && !self.catalogs.contains_key(&parts[0]) => {
@@ -387,14 +430,20 @@ impl FloeSession {
             options.default_catalog = catalog.clone();
             options.default_schema = namespace.clone();
         }
-        Ok(StatementOutput::done(format!("Using {catalog}.{namespace}")))
+        Ok(StatementOutput::done(format!(
+            "Using {catalog}.{namespace}"
+        )))
     }
 
     async fn show_schemas(&self, target: &str) -> Result<StatementOutput> {
         let catalog_name = match parse_object_name(target)?.as_slice() {
             [] => self.defaults().0,
             [catalog] => catalog.clone(),
-            _ => return Err(FloeError::plan(format!("SHOW SCHEMAS FROM expects a catalog, got `{target}`"))),
+            _ => {
+                return Err(FloeError::plan(format!(
+                    "SHOW SCHEMAS FROM expects a catalog, got `{target}`"
+                )));
+            }
         };
         let catalog = self.catalog(&catalog_name)?;
         let mut names: Vec<String> = catalog
@@ -427,22 +476,42 @@ impl FloeSession {
         let display = format!("{}.{}", catalog.name, namespace.join("."));
         if catalog.iceberg.namespace_exists(&namespace).await? {
             if if_not_exists {
-                return Ok(StatementOutput::done(format!("Namespace {display} already exists")));
+                return Ok(StatementOutput::done(format!(
+                    "Namespace {display} already exists"
+                )));
             }
-            return Err(FloeError::AlreadyExists { kind: "namespace", name: display });
+            return Err(FloeError::AlreadyExists {
+                kind: "namespace",
+                name: display,
+            });
         }
-        catalog.iceberg.create_namespace(&namespace, HashMap::new()).await?;
-        Ok(StatementOutput::done(format!("Created namespace {display}")))
+        catalog
+            .iceberg
+            .create_namespace(&namespace, HashMap::new())
+            .await?;
+        Ok(StatementOutput::done(format!(
+            "Created namespace {display}"
+        )))
     }
 
-    async fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<StatementOutput> {
+    async fn drop_schema(
+        &self,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<StatementOutput> {
         let (catalog, namespace) = self.resolve_namespace(name)?;
         let display = format!("{}.{}", catalog.name, namespace.join("."));
         if !catalog.iceberg.namespace_exists(&namespace).await? {
             if if_exists {
-                return Ok(StatementOutput::done(format!("Namespace {display} does not exist")));
+                return Ok(StatementOutput::done(format!(
+                    "Namespace {display} does not exist"
+                )));
             }
-            return Err(FloeError::NotFound { kind: "namespace", name: display });
+            return Err(FloeError::NotFound {
+                kind: "namespace",
+                name: display,
+            });
         }
         let tables = catalog.iceberg.list_tables(&namespace).await?;
         if !tables.is_empty() {
@@ -457,10 +526,17 @@ impl FloeSession {
             }
         }
         catalog.iceberg.drop_namespace(&namespace).await?;
-        Ok(StatementOutput::done(format!("Dropped namespace {display}")))
+        Ok(StatementOutput::done(format!(
+            "Dropped namespace {display}"
+        )))
     }
 
-    async fn drop_table(&self, name: &str, if_exists: bool, purge: bool) -> Result<StatementOutput> {
+    async fn drop_table(
+        &self,
+        name: &str,
+        if_exists: bool,
+        purge: bool,
+    ) -> Result<StatementOutput> {
         let table = self.resolve_table(name)?;
         // A session-registered (external) table of that name goes first, as in DataFusion.
         let reference = TableReference::full(
@@ -472,21 +548,34 @@ impl FloeSession {
             && self.ctx.deregister_table(reference)?.is_some()
             && !table.catalog.iceberg.table_exists(&table.ident).await?
         {
-            return Ok(StatementOutput::done(format!("Dropped table {}", table.display())));
+            return Ok(StatementOutput::done(format!(
+                "Dropped table {}",
+                table.display()
+            )));
         }
         if !table.catalog.iceberg.table_exists(&table.ident).await? {
             if if_exists {
-                return Ok(StatementOutput::done(format!("Table {} does not exist", table.display())));
+                return Ok(StatementOutput::done(format!(
+                    "Table {} does not exist",
+                    table.display()
+                )));
             }
-            self.require_namespace(&table.catalog, table.ident.namespace()).await?;
-            return Err(FloeError::NotFound { kind: "table", name: table.display() });
+            self.require_namespace(&table.catalog, table.ident.namespace())
+                .await?;
+            return Err(FloeError::NotFound {
+                kind: "table",
+                name: table.display(),
+            });
         }
         if purge {
             table.catalog.iceberg.purge_table(&table.ident).await?;
         } else {
             table.catalog.iceberg.drop_table(&table.ident).await?;
         }
-        Ok(StatementOutput::done(format!("Dropped table {}", table.display())))
+        Ok(StatementOutput::done(format!(
+            "Dropped table {}",
+            table.display()
+        )))
     }
 
     async fn create_table(&self, sql: &str) -> Result<StatementOutput> {
@@ -500,15 +589,24 @@ impl FloeSession {
             return Err(FloeError::NotSupported("CREATE OR REPLACE TABLE".into()));
         }
         if create.temporary {
-            return Err(FloeError::NotSupported("CREATE TEMPORARY TABLE on an Iceberg catalog".into()));
+            return Err(FloeError::NotSupported(
+                "CREATE TEMPORARY TABLE on an Iceberg catalog".into(),
+            ));
         }
         let table = self.resolve_parts(table_reference_parts(&create.name))?;
-        self.require_namespace(&table.catalog, table.ident.namespace()).await?;
+        self.require_namespace(&table.catalog, table.ident.namespace())
+            .await?;
         if table.catalog.iceberg.table_exists(&table.ident).await? {
             if create.if_not_exists {
-                return Ok(StatementOutput::done(format!("Table {} already exists", table.display())));
+                return Ok(StatementOutput::done(format!(
+                    "Table {} already exists",
+                    table.display()
+                )));
             }
-            return Err(FloeError::AlreadyExists { kind: "table", name: table.display() });
+            return Err(FloeError::AlreadyExists {
+                kind: "table",
+                name: table.display(),
+            });
         }
 
         let input_schema = create.input.schema().as_arrow().clone();
@@ -531,7 +629,12 @@ impl FloeSession {
             .partition_spec(spec.into_unbound())
             .properties(properties)
             .format_version(format_version)
-            .location_opt(clauses.location.map(|l| normalize_location(&l)).transpose()?)
+            .location_opt(
+                clauses
+                    .location
+                    .map(|l| normalize_location(&l))
+                    .transpose()?,
+            )
             .build();
         let created = table
             .catalog
@@ -539,9 +642,13 @@ impl FloeSession {
             .create_table(table.ident.namespace(), creation)
             .await?;
 
-        let is_ctas = !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
+        let is_ctas =
+            !matches!(create.input.as_ref(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row);
         if !is_ctas {
-            return Ok(StatementOutput::done(format!("Created table {}", table.display())));
+            return Ok(StatementOutput::done(format!(
+                "Created table {}",
+                table.display()
+            )));
         }
         let table_schema = crate::iceberg::arrow_schema_of(created.metadata().current_schema())?;
         let insert = async {
@@ -586,7 +693,11 @@ fn count_from_batches(batches: &[RecordBatch]) -> u64 {
     batches
         .first()
         .and_then(|b| b.columns().first().cloned())
-        .and_then(|c| c.as_any().downcast_ref::<arrow::array::UInt64Array>().map(|a| a.value(0)))
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        })
         .unwrap_or(0)
 }
 
@@ -594,7 +705,11 @@ fn table_reference_parts(reference: &TableReference) -> Vec<String> {
     match reference {
         TableReference::Bare { table } => vec![table.to_string()],
         TableReference::Partial { schema, table } => vec![schema.to_string(), table.to_string()],
-        TableReference::Full { catalog, schema, table } => {
+        TableReference::Full {
+            catalog,
+            schema,
+            table,
+        } => {
             vec![catalog.to_string(), schema.to_string(), table.to_string()]
         }
     }
@@ -625,7 +740,11 @@ pub fn parse_object_name(text: &str) -> Result<Vec<String>> {
                             }
                         }
                         Some(c) => part.push(c),
-                        None => return Err(FloeError::plan(format!("unterminated quoted name in `{text}`"))),
+                        None => {
+                            return Err(FloeError::plan(format!(
+                                "unterminated quoted name in `{text}`"
+                            )));
+                        }
                     }
                 }
             }
@@ -669,7 +788,10 @@ fn extract_create_clauses(sql: &str) -> Result<CreateClauses> {
     let all = words(sql);
     let top: Vec<_> = all.iter().filter(|w| w.depth == 0).collect();
     // Stop at `AS` (the CTAS query) so clauses inside the query are left alone.
-    let query_start = top.iter().find(|w| w.upper == "AS" || w.upper == "SELECT").map(|w| w.start);
+    let query_start = top
+        .iter()
+        .find(|w| w.upper == "AS" || w.upper == "SELECT")
+        .map(|w| w.start);
     let before_query = |pos: usize| query_start.is_none_or(|q| pos < q);
     for (i, word) in top.iter().enumerate() {
         if !before_query(word.start) {
@@ -680,8 +802,9 @@ fn extract_create_clauses(sql: &str) -> Result<CreateClauses> {
                 .filter(|(_, c)| *c == '(')
                 .ok_or_else(|| FloeError::plan(format!("expected `(` after {}", word.upper)))?;
             debug_assert_eq!(c, '(');
-            let close = matching_paren(sql, open)
-                .ok_or_else(|| FloeError::plan(format!("unbalanced parentheses in {}", word.upper)))?;
+            let close = matching_paren(sql, open).ok_or_else(|| {
+                FloeError::plan(format!("unbalanced parentheses in {}", word.upper))
+            })?;
             Ok((open, close))
         };
         match word.upper.as_str() {
@@ -711,7 +834,9 @@ fn extract_create_clauses(sql: &str) -> Result<CreateClauses> {
                 let path_len = literal
                     .strip_prefix('\'')
                     .and_then(|body| body.find('\''))
-                    .ok_or_else(|| FloeError::plan("LOCATION expects a quoted path, e.g. LOCATION '/data/t'"))?;
+                    .ok_or_else(|| {
+                        FloeError::plan("LOCATION expects a quoted path, e.g. LOCATION '/data/t'")
+                    })?;
                 clauses.location = Some(literal[1..1 + path_len].to_string());
                 cuts.push((word.start, literal_start + path_len + 2));
             }
@@ -731,7 +856,9 @@ fn parse_properties(text: &str) -> Result<HashMap<String, String>> {
     let mut properties = HashMap::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let Some((key, value)) = item.split_once('=') else {
-            return Err(FloeError::plan(format!("TBLPROPERTIES item `{item}` is not 'key' = 'value'")));
+            return Err(FloeError::plan(format!(
+                "TBLPROPERTIES item `{item}` is not 'key' = 'value'"
+            )));
         };
         let unquote = |s: &str| s.trim().trim_matches('\'').trim_matches('"').to_string();
         properties.insert(unquote(key), unquote(value));
@@ -746,7 +873,10 @@ mod tests {
 
     #[test]
     fn object_names() {
-        assert_eq!(parse_object_name("Local.DB.\"MyTable\"").unwrap(), vec!["local", "db", "MyTable"]);
+        assert_eq!(
+            parse_object_name("Local.DB.\"MyTable\"").unwrap(),
+            vec!["local", "db", "MyTable"]
+        );
         assert!(parse_object_name("a b").is_err());
     }
 
@@ -758,6 +888,13 @@ mod tests {
         assert_eq!(clauses.partition_items.len(), 2);
         assert_eq!(clauses.properties["a"], "b");
         assert_eq!(clauses.location.as_deref(), Some("/tmp/x"));
-        assert_eq!(clauses.remaining_sql.split_whitespace().collect::<Vec<_>>().join(" "), "CREATE TABLE t (id INT, ts TIMESTAMP)");
+        assert_eq!(
+            clauses
+                .remaining_sql
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+            "CREATE TABLE t (id INT, ts TIMESTAMP)"
+        );
     }
 }

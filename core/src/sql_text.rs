@@ -194,9 +194,13 @@ mod tests {
         let w = words(sql);
         let by = w.iter().find(|w| w.upper == "PARTITIONED").unwrap();
         assert_eq!(by.depth, 0);
-        let (open, c) = next_code_char(sql, w[w.iter().position(|x| x.upper == "BY").unwrap()].end).unwrap();
+        let (open, c) =
+            next_code_char(sql, w[w.iter().position(|x| x.upper == "BY").unwrap()].end).unwrap();
         assert_eq!(c, '(');
         assert_eq!(matching_paren(sql, open), Some(sql.len() - 1));
-        assert!(!w.iter().any(|w| w.upper == "'BY'" || (w.upper == "BY" && w.depth == 1)));
+        assert!(
+            !w.iter()
+                .any(|w| w.upper == "'BY'" || (w.upper == "BY" && w.depth == 1))
+        );
     }
 }

@@ -17,21 +17,34 @@ use floe_core::codec::FloePhysicalCodec;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iceberg_scan_round_trips() {
     let wh = common::Warehouse::new().await;
-    wh.run("CREATE TABLE t (id BIGINT, s VARCHAR) PARTITIONED BY (bucket(4, id))").await;
-    wh.run("INSERT INTO t SELECT v, 's' || CAST(v AS VARCHAR) FROM generate_series(1, 100) t(v)").await;
+    wh.run("CREATE TABLE t (id BIGINT, s VARCHAR) PARTITIONED BY (bucket(4, id))")
+        .await;
+    wh.run("INSERT INTO t SELECT v, 's' || CAST(v AS VARCHAR) FROM generate_series(1, 100) t(v)")
+        .await;
     let sql = "SELECT s, id * 2 AS twice FROM t WHERE id > 90 ORDER BY id";
     let ctx = wh.session.context();
-    let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
-    let expected = pretty_format_batches(&collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap())
+    let plan = ctx
+        .sql(sql)
+        .await
         .unwrap()
-        .to_string();
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let expected =
+        pretty_format_batches(&collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap())
+            .unwrap()
+            .to_string();
 
-    let bytes = physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &FloePhysicalCodec).unwrap();
+    let bytes =
+        physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &FloePhysicalCodec).unwrap();
     // A different session, as an executor would have: no catalogs, only the runtime.
     let executor = SessionContext::new();
-    let decoded =
-        physical_plan_from_bytes_with_extension_codec(&bytes, &executor.task_ctx(), &FloePhysicalCodec)
-            .unwrap();
+    let decoded = physical_plan_from_bytes_with_extension_codec(
+        &bytes,
+        &executor.task_ctx(),
+        &FloePhysicalCodec,
+    )
+    .unwrap();
     let mut scans = Vec::new();
     common::find_scans(&decoded, &mut scans);
     assert_eq!(scans.len(), 1, "decoded plan lost the Iceberg scan");

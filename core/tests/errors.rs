@@ -11,7 +11,10 @@ async fn unknown_names_are_named() {
     let err = wh.error("SELECT * FROM nowhere.db.t").await;
     assert!(err.contains("catalog not found: nowhere"), "{err}");
     let err = wh.error("SELECT * FROM local.missing_ns.t").await;
-    assert!(err.contains("namespace not found: local.missing_ns"), "{err}");
+    assert!(
+        err.contains("namespace not found: local.missing_ns"),
+        "{err}"
+    );
     let err = wh.error("SELECT * FROM missing_table").await;
     assert!(err.contains("local.default.missing_table"), "{err}");
     let err = wh.error("USE nowhere.db").await;
@@ -29,7 +32,9 @@ async fn syntax_errors_carry_a_position() {
     let wh = Warehouse::new().await;
     let err = wh.error("SELECT 1 FORM t").await;
     assert!(err.contains("Line: 1, Column"), "{err}");
-    let err = wh.error("CREATE TABLE t (a INT) PARTITIONED BY (weekly(a))").await;
+    let err = wh
+        .error("CREATE TABLE t (a INT) PARTITIONED BY (weekly(a))")
+        .await;
     assert!(err.contains("weekly"), "{err}");
     let err = wh.error("CREATE TABLE t (a INT) PARTITIONED BY (b)").await;
     assert!(err.contains("`b`"), "{err}");
@@ -43,10 +48,15 @@ async fn wrong_types_on_insert_change_nothing() {
     let wh = Warehouse::new().await;
     wh.run("CREATE TABLE t (id INT, d DATE)").await;
     wh.run("INSERT INTO t VALUES (1, DATE '2024-01-01')").await;
-    let err = wh.error("INSERT INTO t VALUES ('not a number', DATE '2024-01-01')").await;
+    let err = wh
+        .error("INSERT INTO t VALUES ('not a number', DATE '2024-01-01')")
+        .await;
     assert!(err.to_lowercase().contains("cast"), "{err}");
     let err = wh.error("INSERT INTO t VALUES (1, 2, 3)").await;
-    assert!(err.contains("3 values") && err.contains("expected 2"), "{err}");
+    assert!(
+        err.contains("3 values") && err.contains("expected 2"),
+        "{err}"
+    );
     let text = wh.text("SELECT count(*) AS n FROM t").await;
     assert!(text.contains("| 1 |"), "{text}");
     let err = wh.error("CREATE TABLE t (x INT)").await;
@@ -59,11 +69,16 @@ async fn a_deleted_data_file_is_named() {
     wh.run("CREATE TABLE t (id INT)").await;
     wh.run("INSERT INTO t VALUES (1), (2)").await;
     let (_, scans) = wh.run_with_scans("SELECT * FROM t").await;
-    let path = common::scan_of(&scans[0]).spec().file_groups[0][0].path.clone();
+    let path = common::scan_of(&scans[0]).spec().file_groups[0][0]
+        .path
+        .clone();
     std::fs::remove_file(format!("/{path}")).unwrap();
     let err = wh.error("SELECT * FROM t").await;
     let file_name = path.rsplit('/').next().unwrap();
-    assert!(err.contains(file_name), "error does not name {file_name}: {err}");
+    assert!(
+        err.contains(file_name),
+        "error does not name {file_name}: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,4 +88,22 @@ async fn failed_ctas_leaves_no_table() {
     assert!(err.to_lowercase().contains("divide by zero"), "{err}");
     let tables = wh.text("SHOW TABLES").await;
     assert!(!tables.contains("| t "), "{tables}");
+}
+
+#[cfg(not(feature = "aws-catalogs"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_catalogs_need_their_feature() {
+    let config = floe_core::FloeConfig::parse(
+        "[catalogs.glue]\ntype = \"glue\"\nwarehouse = \"s3://bucket/wh\"\n",
+        "floe.toml",
+    )
+    .unwrap();
+    let err = floe_core::FloeSession::new(&config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`glue`") && err.contains("--features aws-catalogs"),
+        "{err}"
+    );
 }

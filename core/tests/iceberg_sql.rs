@@ -4,6 +4,8 @@
 mod common;
 
 use common::{Warehouse, metric, scan_of};
+use datafusion::common::ScalarValue;
+use datafusion::common::stats::Precision;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_primitive_types_round_trip() {
@@ -36,8 +38,18 @@ async fn all_primitive_types_round_trip() {
     // The Iceberg types are the ones the spec defines for these SQL types.
     let show = wh.text("SHOW CREATE TABLE types").await;
     for column in [
-        "b BOOLEAN", "i INT", "l BIGINT", "f FLOAT", "d DOUBLE", "dec DECIMAL(12, 3)", "dt DATE",
-        "tm TIME", "ts TIMESTAMP", "tstz TIMESTAMP WITH TIME ZONE", "s STRING", "bin BINARY",
+        "b BOOLEAN",
+        "i INT",
+        "l BIGINT",
+        "f FLOAT",
+        "d DOUBLE",
+        "dec DECIMAL(12, 3)",
+        "dt DATE",
+        "tm TIME",
+        "ts TIMESTAMP",
+        "tstz TIMESTAMP WITH TIME ZONE",
+        "s STRING",
+        "bin BINARY",
         "si INT NOT NULL",
     ] {
         assert!(show.contains(column), "{column} not in\n{show}");
@@ -71,26 +83,60 @@ async fn partitioned_table_prunes_files() {
     let (all, scans) = wh.run_with_scans("SELECT * FROM events").await;
     assert_eq!(all.iter().map(|b| b.num_rows()).sum::<usize>(), 120);
     let total_files = scan_of(&scans[0]).spec().files_planned();
-    assert!(total_files >= 24, "expected many partition files, got {total_files}");
+    assert!(
+        total_files >= 24,
+        "expected many partition files, got {total_files}"
+    );
+    // Manifest column bounds reach DataFusion as inexact per-file statistics.
+    let spec = scan_of(&scans[0]).spec();
+    for file in spec.file_groups.iter().flatten() {
+        let stats = file
+            .statistics
+            .as_ref()
+            .expect("file statistics from the manifest");
+        let id = &stats.column_statistics[0];
+        let (
+            Precision::Inexact(ScalarValue::Int64(Some(min))),
+            Precision::Inexact(ScalarValue::Int64(Some(max))),
+        ) = (&id.min_value, &id.max_value)
+        else {
+            panic!("no id bounds in {stats:?}");
+        };
+        assert!(0 <= *min && min <= max && *max <= 119, "{min}..{max}");
+        assert_eq!(
+            stats.num_rows,
+            Precision::Inexact(file.record_count.unwrap() as usize)
+        );
+    }
 
     let (rows, scans) = wh
         .run_with_scans(
             "SELECT count(*) FROM events WHERE region = 'eu' AND ts >= TIMESTAMP '2024-01-02' AND ts < TIMESTAMP '2024-01-03'",
         )
         .await;
-    let count = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let count = arrow::util::pretty::pretty_format_batches(&rows)
+        .unwrap()
+        .to_string();
     assert!(count.contains("| 10 "), "{count}");
     let scan = &scans[0];
     let planned = scan_of(scan).spec().files_planned();
-    assert!(planned > 0 && planned < total_files / 4, "planned {planned} of {total_files}");
+    assert!(
+        planned > 0 && planned < total_files / 4,
+        "planned {planned} of {total_files}"
+    );
     assert_eq!(metric(scan, "data_files_planned"), planned as usize);
-    assert_eq!(metric(scan, "data_files_pruned"), (total_files - planned) as usize);
+    assert_eq!(
+        metric(scan, "data_files_pruned"),
+        (total_files - planned) as usize
+    );
     assert!(metric(scan, "bytes_scanned") > 0);
 
     // bucket and truncate transforms prune too.
     let (_, scans) = wh.run_with_scans("SELECT * FROM events WHERE id = 7").await;
     assert!(scan_of(&scans[0]).spec().files_planned() < total_files / 2);
-    let text = wh.text("SELECT id, region, name FROM events WHERE id = 7").await;
+    let text = wh
+        .text("SELECT id, region, name FROM events WHERE id = 7")
+        .await;
     assert!(text.contains("| 7  | us     | n2   |"), "{text}");
 
     // EXPLAIN ANALYZE reports files planned vs pruned and bytes read per scan.
@@ -114,18 +160,23 @@ async fn ctas_insert_select_and_drop() {
     let wh = Warehouse::new().await;
     wh.run("CREATE SCHEMA sales").await;
     wh.run("CREATE TABLE sales.src (k INT, v DOUBLE)").await;
-    wh.run("INSERT INTO sales.src VALUES (1, 1.0), (2, 2.0), (2, 3.0)").await;
+    wh.run("INSERT INTO sales.src VALUES (1, 1.0), (2, 2.0), (2, 3.0)")
+        .await;
     let out = wh
         .session
         .execute("CREATE TABLE sales.agg AS SELECT k, sum(v) AS total, count(*) AS n FROM sales.src GROUP BY k")
         .await
         .unwrap();
-    assert_eq!(out[0].summary.as_deref(), Some("Created table local.sales.agg with 2 rows"));
+    assert_eq!(
+        out[0].summary.as_deref(),
+        Some("Created table local.sales.agg with 2 rows")
+    );
     let text = wh.text("SELECT * FROM local.sales.agg ORDER BY k").await;
     assert!(text.contains("| 2 | 5.0   | 2 |"), "{text}");
 
     // INSERT ... SELECT appends a second snapshot; each write is one commit.
-    wh.run("INSERT INTO sales.agg SELECT k + 10, v, 1 FROM sales.src").await;
+    wh.run("INSERT INTO sales.agg SELECT k + 10, v, 1 FROM sales.src")
+        .await;
     let text = wh.text("SELECT count(*) AS n FROM sales.agg").await;
     assert!(text.contains("| 5 |"), "{text}");
 
@@ -160,11 +211,15 @@ async fn two_catalogs_join_in_one_query() {
         "#,
     )
     .await;
-    wh.run("CREATE TABLE customers (id INT, name VARCHAR)").await;
-    wh.run("INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')").await;
+    wh.run("CREATE TABLE customers (id INT, name VARCHAR)")
+        .await;
+    wh.run("INSERT INTO customers VALUES (1, 'ada'), (2, 'bob')")
+        .await;
     wh.run("CREATE SCHEMA scratch.s").await;
-    wh.run("CREATE TABLE scratch.s.orders (customer INT, amount DOUBLE)").await;
-    wh.run("INSERT INTO scratch.s.orders VALUES (1, 10.0), (1, 5.0), (2, 1.0)").await;
+    wh.run("CREATE TABLE scratch.s.orders (customer INT, amount DOUBLE)")
+        .await;
+    wh.run("INSERT INTO scratch.s.orders VALUES (1, 10.0), (1, 5.0), (2, 1.0)")
+        .await;
     let text = wh
         .text(
             "SELECT c.name, sum(o.amount) AS total FROM lake.default.customers c
@@ -174,7 +229,10 @@ async fn two_catalogs_join_in_one_query() {
     assert!(text.contains("| ada  | 15.0  |"), "{text}");
     assert!(text.contains("| bob  | 1.0   |"), "{text}");
     let catalogs = wh.text("SHOW CATALOGS").await;
-    assert!(catalogs.contains("lake") && catalogs.contains("scratch"), "{catalogs}");
+    assert!(
+        catalogs.contains("lake") && catalogs.contains("scratch"),
+        "{catalogs}"
+    );
 
     wh.run("USE scratch.s").await;
     let text = wh.text("SELECT count(*) AS n FROM orders").await;
@@ -190,7 +248,9 @@ async fn plain_parquet_files_stay_queryable() {
         path.display()
     ))
     .await;
-    let text = wh.text(&format!("SELECT sum(x) AS s FROM '{}'", path.display())).await;
+    let text = wh
+        .text(&format!("SELECT sum(x) AS s FROM '{}'", path.display()))
+        .await;
     assert!(text.contains("| 15 |"), "{text}");
     wh.run(&format!(
         "CREATE EXTERNAL TABLE plain STORED AS PARQUET LOCATION '{}'",
@@ -201,7 +261,9 @@ async fn plain_parquet_files_stay_queryable() {
     assert!(text.contains("| 5 |"), "{text}");
     // It can be joined with Iceberg tables and copied into one.
     wh.run("CREATE TABLE copied AS SELECT * FROM plain").await;
-    let text = wh.text("SELECT count(*) AS n FROM copied JOIN plain USING (x)").await;
+    let text = wh
+        .text("SELECT count(*) AS n FROM copied JOIN plain USING (x)")
+        .await;
     assert!(text.contains("| 5 |"), "{text}");
     wh.run("DROP TABLE plain").await;
 }

@@ -38,7 +38,12 @@ impl sqllogictest::AsyncDB for FloeDb {
         if output.schema.fields().is_empty() {
             return Ok(DBOutput::StatementComplete(0));
         }
-        let types = output.schema.fields().iter().map(|f| column_type(f.data_type())).collect();
+        let types = output
+            .schema
+            .fields()
+            .iter()
+            .map(|f| column_type(f.data_type()))
+            .collect();
         let options = FormatOptions::default().with_null("NULL");
         let mut rows = Vec::new();
         for batch in &output.batches {
@@ -54,7 +59,11 @@ impl sqllogictest::AsyncDB for FloeDb {
                         .zip(batch.columns())
                         .map(|(f, c)| {
                             let text = f.value(row).to_string();
-                            if text.is_empty() && !c.is_null(row) { "(empty)".into() } else { text }
+                            if text.is_empty() && !c.is_null(row) {
+                                "(empty)".into()
+                            } else {
+                                text
+                            }
                         })
                         .collect(),
                 );

@@ -21,7 +21,9 @@ pub fn iceberg_schema_for_create(schema: &Schema) -> Result<IcebergSchema> {
         .map(|f| storable_field(f))
         .collect::<Result<_>>()?;
     let storable = Schema::new(fields);
-    Ok(iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(&storable)?)
+    Ok(iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
+        &storable,
+    )?)
 }
 
 fn storable_field(field: &Field) -> Result<Field> {
@@ -311,13 +313,27 @@ mod tests {
 
     #[test]
     fn parses_spark_style_transforms() {
-        let items =
-            parse_partition_items("region, day(ts), bucket(16, id), truncate(4, \"Name\")").unwrap();
+        let items = parse_partition_items("region, day(ts), bucket(16, id), truncate(4, \"Name\")")
+            .unwrap();
         assert_eq!(items[0].transform, Transform::Identity);
-        assert_eq!(items[1], PartitionItem { column: "ts".into(), transform: Transform::Day });
+        assert_eq!(
+            items[1],
+            PartitionItem {
+                column: "ts".into(),
+                transform: Transform::Day
+            }
+        );
         assert_eq!(items[2].transform, Transform::Bucket(16));
-        assert_eq!(items[3], PartitionItem { column: "Name".into(), transform: Transform::Truncate(4) });
-        let err = parse_partition_items("bucket(0, id)").unwrap_err().to_string();
+        assert_eq!(
+            items[3],
+            PartitionItem {
+                column: "Name".into(),
+                transform: Transform::Truncate(4)
+            }
+        );
+        let err = parse_partition_items("bucket(0, id)")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bucket(0, id)"), "{err}");
         let err = parse_partition_items("weekly(ts)").unwrap_err().to_string();
         assert!(err.contains("weekly"), "{err}");

@@ -69,7 +69,11 @@ impl PhysicalExprAdapter for FieldIdExprAdapter {
 }
 
 fn field_id(field: &Field) -> Option<i32> {
-    field.metadata().get(PARQUET_FIELD_ID_META_KEY)?.parse().ok()
+    field
+        .metadata()
+        .get(PARQUET_FIELD_ID_META_KEY)?
+        .parse()
+        .ok()
 }
 
 /// A view of the file schema in which each column carries the table's name for its field id.
@@ -96,15 +100,18 @@ fn rename_by_field_id(logical: &Schema, physical: &SchemaRef) -> SchemaRef {
             f.as_ref().clone().with_name(name)
         })
         .collect();
-    Arc::new(Schema::new_with_metadata(fields, physical.metadata().clone()))
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        physical.metadata().clone(),
+    ))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use arrow::datatypes::DataType;
-    use datafusion::physical_expr::expressions::{BinaryExpr, lit};
     use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{BinaryExpr, lit};
 
     use super::*;
 
@@ -126,7 +133,9 @@ mod tests {
             field("id", 1, DataType::Int32),
             field("name", 2, DataType::Utf8),
         ]));
-        let adapter = FieldIdAdapterFactory.create(logical, Arc::clone(&physical)).unwrap();
+        let adapter = FieldIdAdapterFactory
+            .create(logical, Arc::clone(&physical))
+            .unwrap();
 
         let key = adapter.rewrite(Arc::new(Column::new("key", 0))).unwrap();
         // Promoted int -> long, read from the file's column `id` at index 0.
@@ -134,7 +143,11 @@ mod tests {
         assert!(shown.contains("id@0"), "{shown}");
 
         let name = adapter.rewrite(Arc::new(Column::new("name", 1))).unwrap();
-        assert_eq!(format!("{name}"), "NULL", "old `name` (id 2) must not be read as new `name`");
+        assert_eq!(
+            format!("{name}"),
+            "NULL",
+            "old `name` (id 2) must not be read as new `name`"
+        );
 
         let predicate: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
             Arc::new(Column::new("key", 0)),

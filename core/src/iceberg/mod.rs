@@ -28,7 +28,10 @@ pub fn arrow_schema_of(schema: &iceberg::spec::Schema) -> DFResult<SchemaRef> {
 /// `/a/b` are (`file://`, `a/b`).
 pub fn object_store_location(location: &str) -> Result<(String, String), FloeError> {
     if location.starts_with('/') {
-        return Ok(("file://".to_string(), location.trim_start_matches('/').to_string()));
+        return Ok((
+            "file://".to_string(),
+            location.trim_start_matches('/').to_string(),
+        ));
     }
     let url = Url::parse(location)
         .map_err(|e| FloeError::plan(format!("invalid file location `{location}`: {e}")))?;

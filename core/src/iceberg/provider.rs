@@ -184,13 +184,19 @@ impl SchemaProvider for IcebergSchemaProvider {
     }
 
     fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = block_on_catalog(self.catalog.iceberg.list_tables(&self.namespace))
-            .and_then(Result::ok)
-            .map(|idents| idents.into_iter().map(|t| t.name).collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> =
+            block_on_catalog(self.catalog.iceberg.list_tables(&self.namespace))
+                .and_then(Result::ok)
+                .map(|idents| idents.into_iter().map(|t| t.name).collect())
+                .unwrap_or_default();
         if let Ok(tables) = self.session_tables.lock() {
             let namespace = self.namespace.join(".");
-            names.extend(tables.keys().filter(|(ns, _)| *ns == namespace).map(|(_, t)| t.clone()));
+            names.extend(
+                tables
+                    .keys()
+                    .filter(|(ns, _)| *ns == namespace)
+                    .map(|(_, t)| t.clone()),
+            );
         }
         names
     }
@@ -209,8 +215,11 @@ impl SchemaProvider for IcebergSchemaProvider {
         }
         let table = iceberg.load_table(&ident).await.map_err(iceberg_to_df)?;
         let table = self.caches.tables.intern(table);
-        let provider =
-            IcebergTableProvider::try_new(Arc::clone(&self.catalog), table, Arc::clone(&self.caches))?;
+        let provider = IcebergTableProvider::try_new(
+            Arc::clone(&self.catalog),
+            table,
+            Arc::clone(&self.caches),
+        )?;
         Ok(Some(Arc::new(provider)))
     }
 
@@ -348,7 +357,11 @@ pub fn bin_pack(mut files: Vec<ScanFile>, partitions: usize) -> Vec<Vec<ScanFile
     if groups_len == 0 {
         return Vec::new();
     }
-    files.sort_by(|a, b| b.size_bytes.cmp(&a.size_bytes).then_with(|| a.path.cmp(&b.path)));
+    files.sort_by(|a, b| {
+        b.size_bytes
+            .cmp(&a.size_bytes)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     let mut groups: Vec<(u64, Vec<ScanFile>)> = vec![(0, Vec::new()); groups_len];
     for file in files {
         let smallest = groups
@@ -410,7 +423,10 @@ impl TableProvider for IcebergTableProvider {
             batch_size: options.execution.batch_size,
             files_in_snapshot,
         };
-        Ok(Arc::new(IcebergScanExec::try_new(spec, state.runtime_env())?))
+        Ok(Arc::new(IcebergScanExec::try_new(
+            spec,
+            state.runtime_env(),
+        )?))
     }
 
     fn supports_filters_pushdown(

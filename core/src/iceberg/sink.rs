@@ -106,9 +106,10 @@ impl DataSink for IcebergSink {
         let metadata = self.table.metadata();
         let properties = metadata.table_properties().map_err(iceberg_to_df)?;
         let iceberg_schema = metadata.current_schema().clone();
-        let parquet = ParquetWriterBuilder::from_table_properties(&properties, Arc::clone(&iceberg_schema))
-            // DataFusion's insert projection drops field-id metadata; names match the table's.
-            .with_match_mode(FieldMatchMode::Name);
+        let parquet =
+            ParquetWriterBuilder::from_table_properties(&properties, Arc::clone(&iceberg_schema))
+                // DataFusion's insert projection drops field-id metadata; names match the table's.
+                .with_match_mode(FieldMatchMode::Name);
         let rolling = RollingFileWriterBuilder::new(
             parquet,
             properties.write_target_file_size_bytes,

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
-use iceberg::spec::{Datum, ManifestContentType, ManifestList, PrimitiveLiteral, TableMetadata};
 use iceberg::io::FileIO;
+use iceberg::spec::{Datum, ManifestContentType, ManifestList, PrimitiveLiteral, TableMetadata};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
 /// Bounds of one data file, by Iceberg field id.
@@ -49,10 +49,14 @@ impl ManifestStatsCache {
     }
 
     fn put(&self, path: String, bounds: ManifestBounds) {
-        let Ok(mut guard) = self.entries.lock() else { return };
+        let Ok(mut guard) = self.entries.lock() else {
+            return;
+        };
         let (map, order) = &mut *guard;
         while map.len() >= self.max_manifests.max(1) {
-            let Some(oldest) = order.pop_front() else { break };
+            let Some(oldest) = order.pop_front() else {
+                break;
+            };
             map.remove(&oldest);
         }
         if map.insert(path.clone(), bounds).is_none() {
@@ -167,7 +171,9 @@ fn datum_to_scalar(datum: &Datum, data_type: &DataType) -> Option<ScalarValue> {
         }
         (PrimitiveLiteral::String(s), DataType::Utf8) => ScalarValue::Utf8(Some(s.clone())),
         (PrimitiveLiteral::String(s), DataType::Utf8View) => ScalarValue::Utf8View(Some(s.clone())),
-        (PrimitiveLiteral::String(s), DataType::LargeUtf8) => ScalarValue::LargeUtf8(Some(s.clone())),
+        (PrimitiveLiteral::String(s), DataType::LargeUtf8) => {
+            ScalarValue::LargeUtf8(Some(s.clone()))
+        }
         (PrimitiveLiteral::Int128(v), DataType::Decimal128(p, s)) => {
             ScalarValue::Decimal128(Some(*v), *p, *s)
         }

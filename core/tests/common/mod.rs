@@ -41,7 +41,9 @@ impl Warehouse {
     }
 
     pub async fn text(&self, sql: &str) -> String {
-        pretty_format_batches(&self.run(sql).await).unwrap().to_string()
+        pretty_format_batches(&self.run(sql).await)
+            .unwrap()
+            .to_string()
     }
 
     pub async fn error(&self, sql: &str) -> String {
@@ -57,7 +59,13 @@ impl Warehouse {
         sql: &str,
     ) -> (Vec<RecordBatch>, Vec<Arc<dyn ExecutionPlan>>) {
         let ctx = self.session.context();
-        let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+        let plan = ctx
+            .sql(sql)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
         let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
         let mut scans = Vec::new();
         find_scans(&plan, &mut scans);
