@@ -27,6 +27,7 @@
 //!
 //! ## Modules
 //! - [`config`]: `floe.toml`.
+//! - [`cache`]: bounded caches of immutable Iceberg metadata.
 //! - [`catalogs`]: Iceberg catalogs and object stores from config.
 //! - [`iceberg`]: providers, scan, sink, DDL translation.
 //! - [`codec`]: the datafusion-proto extension codec.
@@ -34,6 +35,7 @@
 //! - [`sql_text`]: quote-aware statement splitting.
 //! - [`error`]: [`error::FloeError`].
 
+pub mod cache;
 pub mod catalogs;
 pub mod codec;
 pub mod config;

@@ -6,7 +6,7 @@
 //! so a table that has not changed keeps its manifest cache between queries.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use arrow::datatypes::SchemaRef;
@@ -28,6 +28,7 @@ use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
 use super::stats::{ManifestStatsCache, file_statistics};
 use super::{arrow_schema_of, object_store_location};
+use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
 use crate::error::{FloeError, iceberg_to_df};
 
@@ -56,45 +57,14 @@ impl Default for MetadataCaches {
     }
 }
 
-/// Loaded tables by metadata location, bounded by entry count (oldest out first).
-#[derive(Debug)]
-pub struct TableCache {
-    max_entries: usize,
-    entries: Mutex<(HashMap<String, Table>, VecDeque<String>)>,
-}
+/// Loaded tables by metadata location.
+pub type TableCache = BoundedCache<Table>;
 
-impl TableCache {
-    /// A cache holding at most `max_entries` tables.
-    pub fn new(max_entries: usize) -> Self {
-        Self {
-            max_entries,
-            entries: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
-    }
-
-    /// The cached table for `fresh`'s metadata location, or `fresh` itself (now cached).
-    pub fn intern(&self, fresh: Table) -> Table {
-        let Some(location) = fresh.metadata_location().map(str::to_string) else {
-            return fresh;
-        };
-        let Ok(mut guard) = self.entries.lock() else {
-            return fresh;
-        };
-        let (map, order) = &mut *guard;
-        if let Some(table) = map.get(&location) {
-            return table.clone();
-        }
-        while map.len() >= self.max_entries.max(1) {
-            match order.pop_front() {
-                Some(oldest) => {
-                    map.remove(&oldest);
-                }
-                None => break,
-            }
-        }
-        map.insert(location.clone(), fresh.clone());
-        order.push_back(location);
-        fresh
+/// The cached table for `fresh`'s metadata location, or `fresh` itself (now cached).
+fn intern_table(cache: &TableCache, fresh: Table) -> Table {
+    match fresh.metadata_location().map(str::to_string) {
+        Some(location) => cache.get_or_insert(&location, fresh),
+        None => fresh,
     }
 }
 
@@ -214,7 +184,7 @@ impl SchemaProvider for IcebergSchemaProvider {
             return Ok(None);
         }
         let table = iceberg.load_table(&ident).await.map_err(iceberg_to_df)?;
-        let table = self.caches.tables.intern(table);
+        let table = intern_table(&self.caches.tables, table);
         let provider = IcebergTableProvider::try_new(
             Arc::clone(&self.catalog),
             table,

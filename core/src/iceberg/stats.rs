@@ -6,8 +6,8 @@
 //! join ordering and for pruning whole files against dynamic filters. Manifests are immutable, so
 //! the bounds read from one are cached by its path.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::stats::Precision;
@@ -15,6 +15,8 @@ use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use iceberg::io::FileIO;
 use iceberg::spec::{Datum, ManifestContentType, ManifestList, PrimitiveLiteral, TableMetadata};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
+
+use crate::cache::BoundedCache;
 
 /// Bounds of one data file, by Iceberg field id.
 #[derive(Debug)]
@@ -28,39 +30,17 @@ pub struct FileBounds {
 
 type ManifestBounds = Arc<HashMap<String, Arc<FileBounds>>>;
 
-/// Bounds of live data files by manifest path, bounded by manifest count (oldest out first).
+/// Bounds of live data files by manifest path.
 #[derive(Debug)]
 pub struct ManifestStatsCache {
-    max_manifests: usize,
-    entries: Mutex<(HashMap<String, ManifestBounds>, VecDeque<String>)>,
+    manifests: BoundedCache<ManifestBounds>,
 }
 
 impl ManifestStatsCache {
     /// A cache of at most `max_manifests` manifests.
     pub fn new(max_manifests: usize) -> Self {
         Self {
-            max_manifests,
-            entries: Mutex::new((HashMap::new(), VecDeque::new())),
-        }
-    }
-
-    fn get(&self, path: &str) -> Option<ManifestBounds> {
-        self.entries.lock().ok()?.0.get(path).cloned()
-    }
-
-    fn put(&self, path: String, bounds: ManifestBounds) {
-        let Ok(mut guard) = self.entries.lock() else {
-            return;
-        };
-        let (map, order) = &mut *guard;
-        while map.len() >= self.max_manifests.max(1) {
-            let Some(oldest) = order.pop_front() else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-        if map.insert(path.clone(), bounds).is_none() {
-            order.push_back(path);
+            manifests: BoundedCache::new(max_manifests),
         }
     }
 
@@ -80,7 +60,7 @@ impl ManifestStatsCache {
             if manifest_file.content != ManifestContentType::Data {
                 continue;
             }
-            let bounds = match self.get(&manifest_file.manifest_path) {
+            let bounds = match self.manifests.get(&manifest_file.manifest_path) {
                 Some(bounds) => bounds,
                 None => {
                     let manifest = manifest_file.load_manifest(file_io).await?;
@@ -100,9 +80,8 @@ impl ManifestStatsCache {
                             (file.file_path().to_string(), Arc::new(bounds))
                         })
                         .collect();
-                    let bounds = Arc::new(bounds);
-                    self.put(manifest_file.manifest_path.clone(), Arc::clone(&bounds));
-                    bounds
+                    self.manifests
+                        .get_or_insert(&manifest_file.manifest_path, Arc::new(bounds))
                 }
             };
             all.extend(bounds.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
