@@ -177,3 +177,41 @@ fn help_explains_the_options() {
         assert!(out.contains(needle), "--help lacks {needle}:\n{out}");
     }
 }
+
+/// Sends SIGINT to a process, as Ctrl-C in its terminal would.
+fn interrupt(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env_remove("FLOE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Long enough to still be running when the interrupt arrives (hours at this size).
+    stdin
+        .write_all(b"SELECT count(*) FROM generate_series(1, 100000000000) t(v) WHERE v % 7 = 3;\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    interrupt(child.id());
+    stdin.write_all(b"SELECT 'after cancel' AS s;\n").unwrap();
+    drop(stdin);
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(stderr(&output).contains("Cancelled"), "{}", stderr(&output));
+    assert!(stdout(&output).contains("after cancel"), "{}", stdout(&output));
+}
