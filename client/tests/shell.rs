@@ -213,5 +213,9 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
     let output = child.wait_with_output().unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(stderr(&output).contains("Cancelled"), "{}", stderr(&output));
-    assert!(stdout(&output).contains("after cancel"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("after cancel"),
+        "{}",
+        stdout(&output)
+    );
 }

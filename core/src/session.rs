@@ -186,27 +186,30 @@ impl FloeSession {
     pub async fn execute_statement(&self, sql: &str) -> Result<StatementOutput> {
         let words = words(sql);
         let keyword = |i: usize| words.get(i).map(|w| w.upper.as_str()).unwrap_or("");
-        let rest_after = |i: usize| words.get(i).map_or("", |w| sql[w.start..].trim());
+        // The text after word `i`: a name, which may be quoted (quoted text is not a word).
+        let after = |i: usize| words.get(i).map_or("", |w| sql[w.end..].trim());
+        // A trailing option keyword (`CASCADE`, `PURGE`) that ends the statement.
+        let trailing = |options: &[&str]| {
+            words
+                .last()
+                .filter(|w| options.contains(&w.upper.as_str()) && w.end == sql.trim_end().len())
+                .map(|w| (w.upper.clone(), w.start))
+        };
         match (keyword(0), keyword(1)) {
-            ("USE", _) => self.use_statement(rest_after(1)).await,
+            ("USE", _) => self.use_statement(after(0)).await,
             ("SHOW", "CATALOGS") => {
                 StatementOutput::strings("catalog", self.catalogs.keys().cloned().collect())
             }
             ("SHOW", "SCHEMAS" | "DATABASES" | "NAMESPACES") => {
-                let target = words
-                    .get(2)
-                    .filter(|w| w.upper == "FROM" || w.upper == "IN");
-                self.show_schemas(target.map_or("", |_| rest_after(3)))
-                    .await
+                let from = matches!(keyword(2), "FROM" | "IN");
+                self.show_schemas(if from { after(2) } else { "" }).await
             }
             ("SHOW", "TABLES") => {
-                let target = words
-                    .get(2)
-                    .filter(|w| w.upper == "FROM" || w.upper == "IN");
-                self.show_tables(target.map_or("", |_| rest_after(3))).await
+                let from = matches!(keyword(2), "FROM" | "IN");
+                self.show_tables(if from { after(2) } else { "" }).await
             }
             ("SHOW", "CREATE") if keyword(2) == "TABLE" => {
-                let table = self.resolve_table(rest_after(3))?;
+                let table = self.resolve_table(after(2))?;
                 let loaded = table
                     .catalog
                     .iceberg
@@ -218,20 +221,14 @@ impl FloeSession {
             }
             ("CREATE", "SCHEMA" | "DATABASE" | "NAMESPACE") => {
                 let if_not_exists = keyword(2) == "IF";
-                let name = rest_after(if if_not_exists { 5 } else { 2 });
+                let name = after(if if_not_exists { 4 } else { 1 });
                 self.create_schema(name, if_not_exists).await
             }
             ("DROP", "SCHEMA" | "DATABASE" | "NAMESPACE") => {
                 let if_exists = keyword(2) == "IF";
-                let name_index = if if_exists { 4 } else { 2 };
-                let cascade = words.iter().any(|w| w.upper == "CASCADE");
-                let name = words.get(name_index).map_or("", |w| {
-                    let end = words
-                        .get(name_index + 1)
-                        .filter(|n| n.upper == "CASCADE" || n.upper == "RESTRICT")
-                        .map_or(sql.len(), |n| n.start);
-                    sql[w.start..end].trim()
-                });
+                let option = trailing(&["CASCADE", "RESTRICT"]);
+                let name = name_between(sql, &words, if if_exists { 3 } else { 1 }, &option);
+                let cascade = option.is_some_and(|(kw, _)| kw == "CASCADE");
                 self.drop_schema(name, if_exists, cascade).await
             }
             ("CREATE", "TABLE") => self.create_table(sql).await,
@@ -240,17 +237,9 @@ impl FloeSession {
             }
             ("DROP", "TABLE") => {
                 let if_exists = keyword(2) == "IF";
-                let name_index = if if_exists { 4 } else { 2 };
-                let purge = words.last().is_some_and(|w| w.upper == "PURGE");
-                let name = words.get(name_index).map_or("", |w| {
-                    let end = if purge {
-                        words.last().map_or(sql.len(), |p| p.start)
-                    } else {
-                        sql.len()
-                    };
-                    sql[w.start..end].trim()
-                });
-                self.drop_table(name, if_exists, purge).await
+                let option = trailing(&["PURGE"]);
+                let name = name_between(sql, &words, if if_exists { 3 } else { 1 }, &option);
+                self.drop_table(name, if_exists, option.is_some()).await
             }
             _ => self.run_datafusion(sql).await,
         }
@@ -650,7 +639,7 @@ impl FloeSession {
                 table.display()
             )));
         }
-        let table_schema = crate::iceberg::arrow_schema_of(created.metadata().current_schema())?;
+        let table_schema = crate::iceberg::query_schema_of(created.metadata().current_schema())?;
         let insert = async {
             let frame = DataFrame::new(state.clone(), create.input.as_ref().clone());
             let casts = create
@@ -687,6 +676,21 @@ impl FloeSession {
             }
         }
     }
+}
+
+/// The name in `sql` after word `after_word` and before a trailing option keyword.
+fn name_between<'a>(
+    sql: &'a str,
+    words: &[crate::sql_text::Word],
+    after_word: usize,
+    option: &Option<(String, usize)>,
+) -> &'a str {
+    let start = words.get(after_word).map_or(sql.len(), |w| w.end);
+    let end = option
+        .as_ref()
+        .map_or(sql.len(), |(_, start)| *start)
+        .max(start);
+    sql[start..end].trim()
 }
 
 fn count_from_batches(batches: &[RecordBatch]) -> u64 {

@@ -10,17 +10,41 @@ pub mod stats;
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Result as DFResult;
 use url::Url;
 
 use crate::error::{FloeError, iceberg_to_df};
 
-/// The Arrow schema of an Iceberg schema, each field carrying its field id.
+/// The Arrow schema of an Iceberg schema, each field carrying its field id: the types the
+/// `iceberg` crate's writers take.
 pub fn arrow_schema_of(schema: &iceberg::spec::Schema) -> DFResult<SchemaRef> {
     Ok(Arc::new(
         iceberg::arrow::schema_to_arrow_schema(schema).map_err(iceberg_to_df)?,
     ))
+}
+
+/// The Arrow schema queries see: [`arrow_schema_of`] with top-level strings and binaries as
+/// view types, which DataFusion's Parquet reader produces without copying (as it does for
+/// plain Parquet tables, `schema_force_view_types`).
+pub fn query_schema_of(schema: &iceberg::spec::Schema) -> DFResult<SchemaRef> {
+    let stored = arrow_schema_of(schema)?;
+    let fields: Vec<Field> = stored
+        .fields()
+        .iter()
+        .map(|field| {
+            let view = match field.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8View,
+                DataType::Binary | DataType::LargeBinary => DataType::BinaryView,
+                other => other.clone(),
+            };
+            field.as_ref().clone().with_data_type(view)
+        })
+        .collect();
+    Ok(Arc::new(Schema::new_with_metadata(
+        fields,
+        stored.metadata().clone(),
+    )))
 }
 
 /// Splits a file location written in Iceberg metadata into DataFusion's object-store URL and

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
-use datafusion::common::{DFSchema, DataFusionError, Result as DFResult, not_impl_err};
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{
+    DFSchema, DataFusionError, Result as DFResult, ScalarValue, not_impl_err,
+};
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::logical_expr::dml::InsertOp;
@@ -27,7 +30,7 @@ use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
 use super::stats::{ManifestStatsCache, file_statistics};
-use super::{arrow_schema_of, object_store_location};
+use super::{object_store_location, query_schema_of};
 use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
 use crate::error::{FloeError, iceberg_to_df};
@@ -176,14 +179,20 @@ impl SchemaProvider for IcebergSchemaProvider {
             return Ok(Some(table));
         }
         let ident = TableIdent::new(self.namespace.clone(), name.to_string());
-        let iceberg = &self.catalog.iceberg;
         // A missing namespace is reported as a missing table here (so that DataFusion can still
         // try the name as a file path); the session names the namespace in the final error.
-        let exists = iceberg.table_exists(&ident).await.unwrap_or(false);
-        if !exists {
-            return Ok(None);
-        }
-        let table = iceberg.load_table(&ident).await.map_err(iceberg_to_df)?;
+        let table = match self.catalog.iceberg.load_table(&ident).await {
+            Ok(table) => table,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(iceberg_to_df(e)),
+        };
         let table = intern_table(&self.caches.tables, table);
         let provider = IcebergTableProvider::try_new(
             Arc::clone(&self.catalog),
@@ -242,7 +251,7 @@ impl IcebergTableProvider {
         table: Table,
         caches: Arc<MetadataCaches>,
     ) -> DFResult<Self> {
-        let schema = arrow_schema_of(table.metadata().current_schema())?;
+        let schema = query_schema_of(table.metadata().current_schema())?;
         Ok(Self {
             catalog,
             table,
@@ -274,7 +283,7 @@ impl IcebergTableProvider {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         let mut builder = self.table.scan().snapshot_id(snapshot.snapshot_id());
-        if let Some(predicate) = convert_filters_to_predicate(filters) {
+        if let Some(predicate) = convert_filters_to_predicate(&iceberg_comparable(filters)) {
             builder = builder.with_filter(predicate);
         }
         let tasks: Vec<_> = builder
@@ -318,6 +327,34 @@ impl IcebergTableProvider {
         let files_in_snapshot = files_in_snapshot.max(files.len() as u64);
         Ok((Some(snapshot.snapshot_id()), files, files_in_snapshot))
     }
+}
+
+/// `filters` with view-typed string and binary literals (as DataFusion types them for the
+/// view-typed columns of [`query_schema_of`]) turned into plain ones, which the `iceberg`
+/// crate's predicate conversion understands.
+fn iceberg_comparable(filters: &[Expr]) -> Vec<Expr> {
+    filters
+        .iter()
+        .map(|filter| {
+            filter
+                .clone()
+                .transform(|expr| {
+                    Ok(match expr {
+                        Expr::Literal(
+                            ScalarValue::Utf8View(v) | ScalarValue::LargeUtf8(v),
+                            meta,
+                        ) => Transformed::yes(Expr::Literal(ScalarValue::Utf8(v), meta)),
+                        Expr::Literal(
+                            ScalarValue::BinaryView(v) | ScalarValue::LargeBinary(v),
+                            meta,
+                        ) => Transformed::yes(Expr::Literal(ScalarValue::Binary(v), meta)),
+                        other => Transformed::no(other),
+                    })
+                })
+                .data()
+                .unwrap_or_else(|_| filter.clone())
+        })
+        .collect()
 }
 
 /// Splits files into at most `partitions` groups of similar total size: largest file first,

@@ -88,6 +88,23 @@ impl<B: IcebergWriterBuilder> PartitionedDataWriter<B> {
     }
 }
 
+/// `batch` with each column cast to the type `schema` gives it (columns match by position).
+fn cast_to_schema(batch: &RecordBatch, schema: &SchemaRef) -> DFResult<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
+}
+
 #[async_trait]
 impl DataSink for IcebergSink {
     fn as_any(&self) -> &dyn Any {
@@ -134,6 +151,8 @@ impl DataSink for IcebergSink {
             PartitionedDataWriter::Partitioned(FanoutWriter::new(data_files_builder), splitter)
         };
 
+        // Queries see strings as view types; the writers take the stored types.
+        let write_schema = super::arrow_schema_of(&iceberg_schema)?;
         let mut rows = 0u64;
         while let Some(batch) = data.next().await {
             let batch = batch?;
@@ -141,6 +160,7 @@ impl DataSink for IcebergSink {
                 continue;
             }
             rows += batch.num_rows() as u64;
+            let batch = cast_to_schema(&batch, &write_schema)?;
             writer.write(batch).await.map_err(iceberg_to_df)?;
         }
         let data_files = writer.close().await.map_err(iceberg_to_df)?;
