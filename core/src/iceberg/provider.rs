@@ -296,7 +296,7 @@ impl IcebergTableProvider {
             .await
             .map_err(iceberg_to_df)?;
         let bounds = if tasks.is_empty() {
-            HashMap::new()
+            Arc::default()
         } else {
             self.caches
                 .manifests

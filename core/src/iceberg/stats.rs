@@ -28,19 +28,22 @@ pub struct FileBounds {
     null_counts: HashMap<i32, u64>,
 }
 
-type ManifestBounds = Arc<HashMap<String, Arc<FileBounds>>>;
+/// Bounds of data files by file path.
+pub type ManifestBounds = Arc<HashMap<String, Arc<FileBounds>>>;
 
-/// Bounds of live data files by manifest path.
+/// Bounds of live data files by manifest path, and of whole snapshots by manifest-list path.
 #[derive(Debug)]
 pub struct ManifestStatsCache {
     manifests: BoundedCache<ManifestBounds>,
+    snapshots: BoundedCache<ManifestBounds>,
 }
 
 impl ManifestStatsCache {
-    /// A cache of at most `max_manifests` manifests.
+    /// A cache of at most `max_manifests` manifests (and as many snapshots).
     pub fn new(max_manifests: usize) -> Self {
         Self {
             manifests: BoundedCache::new(max_manifests),
+            snapshots: BoundedCache::new(max_manifests),
         }
     }
 
@@ -49,11 +52,14 @@ impl ManifestStatsCache {
         &self,
         metadata: &TableMetadata,
         file_io: &FileIO,
-    ) -> iceberg::Result<HashMap<String, Arc<FileBounds>>> {
+    ) -> iceberg::Result<ManifestBounds> {
         let mut all = HashMap::new();
         let Some(snapshot) = metadata.current_snapshot() else {
-            return Ok(all);
+            return Ok(Arc::new(all));
         };
+        if let Some(cached) = self.snapshots.get(snapshot.manifest_list()) {
+            return Ok(cached);
+        }
         let bytes = file_io.new_input(snapshot.manifest_list())?.read().await?;
         let list = ManifestList::parse_with_version(&bytes, metadata.format_version())?;
         for manifest_file in list.entries() {
@@ -86,7 +92,9 @@ impl ManifestStatsCache {
             };
             all.extend(bounds.iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
         }
-        Ok(all)
+        Ok(self
+            .snapshots
+            .get_or_insert(snapshot.manifest_list(), Arc::new(all)))
     }
 }
 
