@@ -16,6 +16,19 @@ fn floe(dir: &TempDir, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The interactive shell with piped stdin/stdout/stderr, its history file in `dir`.
+fn spawn_shell(dir: &TempDir) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_floe"))
+        .current_dir(dir.path())
+        .env("HOME", dir.path())
+        .env_remove("FLOE_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
@@ -136,15 +149,7 @@ fn corrupt_config_names_the_key() {
 #[test]
 fn interactive_shell_reads_multi_line_statements_and_survives_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env_remove("FLOE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_shell(&dir);
     child
         .stdin
         .take()
@@ -190,15 +195,7 @@ fn interrupt(pid: u32) {
 #[test]
 fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .current_dir(dir.path())
-        .env("HOME", dir.path())
-        .env_remove("FLOE_CONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_shell(&dir);
     let mut stdin = child.stdin.take().unwrap();
     // Long enough to still be running when the interrupt arrives (hours at this size).
     stdin

@@ -671,7 +671,13 @@ impl FloeSession {
             }
             Err(err) => {
                 // CTAS is one statement: leave no empty table behind when its query fails.
-                let _ = table.catalog.iceberg.drop_table(&table.ident).await;
+                if let Err(drop_err) = table.catalog.iceberg.drop_table(&table.ident).await {
+                    return Err(FloeError::plan(format!(
+                        "{err}; the table {} created by this statement could not be dropped \
+                         again: {drop_err}",
+                        table.display()
+                    )));
+                }
                 Err(err.into())
             }
         }

@@ -23,13 +23,7 @@ async fn iceberg_scan_round_trips() {
         .await;
     let sql = "SELECT s, id * 2 AS twice FROM t WHERE id > 90 ORDER BY id";
     let ctx = wh.session.context();
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = wh.plan(sql).await;
     let expected =
         pretty_format_batches(&collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap())
             .unwrap()

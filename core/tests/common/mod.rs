@@ -53,19 +53,19 @@ impl Warehouse {
         }
     }
 
+    /// The physical plan of `sql`.
+    pub async fn plan(&self, sql: &str) -> Arc<dyn ExecutionPlan> {
+        let frame = self.session.context().sql(sql).await.unwrap();
+        frame.create_physical_plan().await.unwrap()
+    }
+
     /// Plans `sql`, runs it, and returns the rows plus every Iceberg scan in the plan.
     pub async fn run_with_scans(
         &self,
         sql: &str,
     ) -> (Vec<RecordBatch>, Vec<Arc<dyn ExecutionPlan>>) {
         let ctx = self.session.context();
-        let plan = ctx
-            .sql(sql)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let plan = self.plan(sql).await;
         let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
         let mut scans = Vec::new();
         find_scans(&plan, &mut scans);
