@@ -533,10 +533,7 @@ impl FloeSession {
             table.ident.namespace().join("."),
             table.ident.name().to_string(),
         );
-        if self.ctx.table_exist(reference.clone())?
-            && self.ctx.deregister_table(reference)?.is_some()
-            && !table.catalog.iceberg.table_exists(&table.ident).await?
-        {
+        if self.ctx.deregister_table(reference)?.is_some() {
             return Ok(StatementOutput::done(format!(
                 "Dropped table {}",
                 table.display()
