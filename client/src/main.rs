@@ -1,17 +1,20 @@
 //! `floe`: the Floe SQL shell.
 //!
 //! With no statements to run it opens an interactive shell; `-c` and `-f` run statements and
-//! exit, with a non-zero status when one fails. Statements run on the embedded engine, over the
-//! catalogs of `floe.toml` (`--config`, `$FLOE_CONFIG`) or the default local warehouse.
+//! exit, with a non-zero status when one fails. Statements go over Arrow Flight SQL to the
+//! cluster at `--host`, or to an embedded cluster (a scheduler and `--executors` executors in
+//! this process) over the catalogs of `floe.toml` (`--config`, `$FLOE_CONFIG`) or the default
+//! local warehouse.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use floe_core::{FloeConfig, FloeSession};
+use floe_core::FloeConfig;
 use mimalloc::MiMalloc;
 
 mod output;
+mod remote;
 mod repl;
 
 use output::OutputFormat;
@@ -35,9 +38,18 @@ static GLOBAL: MiMalloc = MiMalloc;
     after_help = "Examples:\n  \
         floe -c \"CREATE TABLE t (id INT, ts TIMESTAMP) PARTITIONED BY (day(ts)); SELECT * FROM t;\"\n  \
         floe -f setup.sql --format csv\n  \
-        floe --config floe.toml"
+        floe --config floe.toml\n  \
+        floe --host 127.0.0.1:50050 -c \"SHOW TABLES\""
 )]
 struct Args {
+    /// Send statements to the Floe scheduler at HOST:PORT instead of an embedded cluster
+    #[arg(long, value_name = "HOST:PORT")]
+    host: Option<String>,
+
+    /// Executors of the embedded cluster (ignored with --host)
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    executors: usize,
+
     /// Configuration file with the catalogs to use [env: FLOE_CONFIG]
     #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
@@ -63,24 +75,48 @@ struct Args {
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
-    let config = match FloeConfig::load(args.config.as_deref()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("Error: {err}");
-            return ExitCode::from(2);
+    let mut embedded = None;
+    let host = match &args.host {
+        Some(host) => host.clone(),
+        None => {
+            let config = match FloeConfig::load(args.config.as_deref()) {
+                Ok(config) => config,
+                Err(err) => {
+                    eprintln!("Error: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match remote::EmbeddedCluster::start(&config, args.executors).await {
+                Ok(cluster) => {
+                    let address = cluster.address();
+                    embedded = Some(cluster);
+                    address
+                }
+                Err(err) => {
+                    eprintln!("Error: {err}");
+                    return ExitCode::from(2);
+                }
+            }
         }
     };
-    let session = match FloeSession::new(&config).await {
-        Ok(session) => session,
+    let code = match remote::Connection::connect(&host).await {
+        Ok(mut connection) => run(&args, &mut connection).await,
         Err(err) => {
             eprintln!("Error: {err}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
     };
+    if let Some(cluster) = embedded {
+        cluster.shutdown().await;
+    }
+    code
+}
+
+async fn run(args: &Args, connection: &mut remote::Connection) -> ExitCode {
     let printer = output::Printer::new(args.format, args.quiet);
 
     if args.commands.is_empty() && args.files.is_empty() {
-        return match repl::run(&session, &printer).await {
+        return match repl::run(connection, &printer).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("Error: {err}");
@@ -102,7 +138,7 @@ async fn main() -> ExitCode {
     scripts.extend(args.commands.iter().cloned());
     for script in &scripts {
         for statement in floe_core::sql_text::split_statements(script) {
-            if !repl::run_statement(&session, &printer, &statement).await {
+            if !repl::run_statement(connection, &printer, &statement).await {
                 return ExitCode::FAILURE;
             }
         }

@@ -4,28 +4,21 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use floe_core::FloeSession;
 use floe_core::sql_text::{is_complete, split_statements};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::output::Printer;
+use crate::remote::{Connection, StatementError};
 
 /// Most lines kept in the history file.
 const HISTORY_MAX_LINES: usize = 10_000;
 
 /// Runs one statement, printing its result or error. Returns whether it succeeded; Ctrl-C
-/// while it runs cancels it (dropping the query's future stops its tasks) and counts as failed.
-pub async fn run_statement(session: &FloeSession, printer: &Printer, sql: &str) -> bool {
+/// while it runs cancels it on the cluster and counts as failed.
+pub async fn run_statement(connection: &mut Connection, printer: &Printer, sql: &str) -> bool {
     let started = Instant::now();
-    let result = tokio::select! {
-        result = session.execute_statement(sql) => result,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("Cancelled after {:.3}s", started.elapsed().as_secs_f64());
-            return false;
-        }
-    };
-    match result {
+    match connection.execute(sql).await {
         Ok(output) => match printer.print(&output, started.elapsed()) {
             Ok(()) => true,
             Err(err) => {
@@ -33,8 +26,12 @@ pub async fn run_statement(session: &FloeSession, printer: &Printer, sql: &str) 
                 false
             }
         },
-        Err(err) => {
-            eprintln!("Error: {err}");
+        Err(StatementError::Cancelled) => {
+            eprintln!("Cancelled after {:.3}s", started.elapsed().as_secs_f64());
+            false
+        }
+        Err(StatementError::Failed(message)) => {
+            eprintln!("Error: {message}");
             false
         }
     }
@@ -45,7 +42,7 @@ fn history_path() -> Option<PathBuf> {
 }
 
 /// The interactive shell; returns when the user quits.
-pub async fn run(session: &FloeSession, printer: &Printer) -> Result<(), String> {
+pub async fn run(connection: &mut Connection, printer: &Printer) -> Result<(), String> {
     let config = rustyline::Config::builder()
         .max_history_size(HISTORY_MAX_LINES)
         .map_err(|e| e.to_string())?
@@ -86,7 +83,7 @@ pub async fn run(session: &FloeSession, printer: &Printer) -> Result<(), String>
                 let _ = editor.add_history_entry(buffer.as_str());
                 let script = std::mem::take(&mut buffer);
                 for statement in split_statements(&script) {
-                    if !run_statement(session, printer, &statement).await {
+                    if !run_statement(connection, printer, &statement).await {
                         break;
                     }
                 }

@@ -222,6 +222,32 @@ async fn connect_aws_catalog(
     )))
 }
 
+/// Registers the object store of `store_url` (`s3://bucket`) on `runtime` unless one is
+/// registered already; `file://` needs nothing. Executors call this for the stores named by
+/// the scans they receive.
+pub fn ensure_object_store(
+    store_url: &str,
+    s3: Option<&S3Config>,
+    runtime: &RuntimeEnv,
+) -> Result<()> {
+    let url = ObjectStoreUrl::parse(store_url)?;
+    if runtime.object_store(&url).is_ok() {
+        return Ok(());
+    }
+    let parsed = Url::parse(store_url)
+        .map_err(|e| FloeError::plan(format!("invalid object store `{store_url}`: {e}")))?;
+    match parsed.scheme() {
+        "s3" | "s3a" => {
+            let store = build_s3_store(parsed.authority(), s3.cloned().unwrap_or_default())?;
+            runtime.register_object_store(url.as_ref(), store);
+            Ok(())
+        }
+        other => Err(FloeError::NotSupported(format!(
+            "storage scheme `{other}` of `{store_url}` (supported: file, s3)"
+        ))),
+    }
+}
+
 fn build_s3_store(bucket: &str, s3: S3Config) -> Result<Arc<dyn ObjectStore>> {
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some(endpoint) = &s3.endpoint {

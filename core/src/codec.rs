@@ -1,23 +1,118 @@
 //! `FloePhysicalCodec`: datafusion-proto extension codec for Floe's own plan nodes.
 //!
 //! datafusion-proto serializes DataFusion's built-in operators; anything Floe adds travels as a
-//! `PhysicalExtensionNode` whose bytes this codec writes and reads. The Iceberg scan is encoded
-//! from its [`IcebergScanSpec`] (files, schema, projection, pruning predicate), never from the
-//! `DataSourceExec` inside it, because datafusion-proto's Parquet encoding drops the field-id
-//! adapter and the metadata-cache reader factory.
+//! `PhysicalExtensionNode` holding one [`FloePlanNode`]: the Iceberg scan, the shuffle writer
+//! that ends a stage or the shuffle reader that starts one. The Iceberg scan is encoded from its
+//! [`IcebergScanSpec`] (files, schema, projection, pruning predicate, storage settings), never
+//! from the `DataSourceExec` inside it, because datafusion-proto's Parquet encoding drops the
+//! field-id adapter and the metadata-cache reader factory.
 
 use std::sync::Arc;
 
+use arrow::datatypes::Schema;
 use datafusion::common::{Result, Statistics, internal_datafusion_err};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::physical_plan::PhysicalExtensionCodec;
-use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
-use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
+use datafusion_proto::physical_plan::from_proto::{
+    parse_physical_expr, parse_physical_sort_exprs, parse_protobuf_partitioning,
+};
+use datafusion_proto::physical_plan::to_proto::{
+    serialize_partitioning, serialize_physical_expr, serialize_physical_sort_exprs,
+};
+use datafusion_proto::physical_plan::{DefaultPhysicalProtoConverter, PhysicalExtensionCodec};
 use datafusion_proto::protobuf;
 use prost::Message;
 
 use crate::iceberg::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
+use crate::shuffle::{ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
+
+/// One Floe plan node on the wire.
+#[derive(Clone, PartialEq, Message)]
+pub struct FloePlanNode {
+    /// Which node.
+    #[prost(oneof = "FloeNodeKind", tags = "1, 2, 3")]
+    pub kind: Option<FloeNodeKind>,
+}
+
+/// The node kinds of [`FloePlanNode`].
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum FloeNodeKind {
+    /// [`IcebergScanExec`].
+    #[prost(message, tag = "1")]
+    IcebergScan(IcebergScanNode),
+    /// [`ShuffleWriterExec`] (its input is the extension node's one input).
+    #[prost(message, tag = "2")]
+    ShuffleWriter(ShuffleWriterNode),
+    /// [`ShuffleReaderExec`].
+    #[prost(message, tag = "3")]
+    ShuffleReader(ShuffleReaderNode),
+}
+
+/// Wire form of [`ShuffleWriterExec`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ShuffleWriterNode {
+    /// Job id.
+    #[prost(string, tag = "1")]
+    pub job_id: String,
+    /// Stage id.
+    #[prost(uint32, tag = "2")]
+    pub stage_id: u32,
+    /// Output partitioning; absent for one file per task.
+    #[prost(message, optional, tag = "3")]
+    pub partitioning: Option<protobuf::Partitioning>,
+}
+
+/// Wire form of [`ShuffleReaderExec`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ShuffleReaderNode {
+    /// Stage read.
+    #[prost(uint32, tag = "1")]
+    pub stage_id: u32,
+    /// Schema of the rows.
+    #[prost(message, optional, tag = "2")]
+    pub schema: Option<protobuf::Schema>,
+    /// Partitioning of the rows (mirrors the exchange the reader replaced).
+    #[prost(message, optional, tag = "3")]
+    pub partitioning: Option<protobuf::Partitioning>,
+    /// Ordering kept within each partition.
+    #[prost(message, repeated, tag = "4")]
+    pub ordering: Vec<protobuf::PhysicalSortExprNode>,
+    /// Files per partition.
+    #[prost(message, repeated, tag = "5")]
+    pub partitions: Vec<ShufflePartitionNode>,
+    /// Every task reads all partitions.
+    #[prost(bool, tag = "6")]
+    pub broadcast: bool,
+}
+
+/// The files of one shuffle partition.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShufflePartitionNode {
+    /// Files.
+    #[prost(message, repeated, tag = "1")]
+    pub locations: Vec<ShuffleLocationNode>,
+}
+
+/// Wire form of [`ShuffleLocation`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ShuffleLocationNode {
+    /// Executor id.
+    #[prost(string, tag = "1")]
+    pub executor_id: String,
+    /// Flight address.
+    #[prost(string, tag = "2")]
+    pub address: String,
+    /// Path relative to the work dir.
+    #[prost(string, tag = "3")]
+    pub path: String,
+    /// Rows.
+    #[prost(uint64, tag = "4")]
+    pub rows: u64,
+    /// Bytes.
+    #[prost(uint64, tag = "5")]
+    pub bytes: u64,
+}
 
 /// Wire form of [`IcebergScanSpec`].
 #[derive(Clone, PartialEq, Message)]
@@ -55,6 +150,9 @@ pub struct IcebergScanNode {
     /// Data files in the snapshot before pruning.
     #[prost(uint64, tag = "11")]
     pub files_in_snapshot: u64,
+    /// The catalog's S3 settings as JSON, for processes without the catalog.
+    #[prost(string, optional, tag = "12")]
+    pub s3_json: Option<String>,
 }
 
 /// The files of one partition.
@@ -90,27 +188,88 @@ impl PhysicalExtensionCodec for FloePhysicalCodec {
     fn try_decode(
         &self,
         buf: &[u8],
-        _inputs: &[Arc<dyn ExecutionPlan>],
+        inputs: &[Arc<dyn ExecutionPlan>],
         ctx: &TaskContext,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let node = IcebergScanNode::decode(buf)
+        let node = FloePlanNode::decode(buf)
             .map_err(|e| internal_datafusion_err!("cannot decode Floe plan node: {e}"))?;
+        match node.kind {
+            Some(FloeNodeKind::IcebergScan(scan)) => self.decode_scan(scan, ctx),
+            Some(FloeNodeKind::ShuffleWriter(writer)) => {
+                let input = inputs
+                    .first()
+                    .ok_or_else(|| internal_datafusion_err!("shuffle writer without input"))?;
+                let partitioning = parse_protobuf_partitioning(
+                    writer.partitioning.as_ref(),
+                    ctx,
+                    input.schema().as_ref(),
+                    self,
+                    &DefaultPhysicalProtoConverter {},
+                )?;
+                Ok(Arc::new(ShuffleWriterExec::try_new(
+                    Arc::clone(input),
+                    writer.job_id,
+                    writer.stage_id as usize,
+                    partitioning,
+                )?))
+            }
+            Some(FloeNodeKind::ShuffleReader(reader)) => self.decode_reader(reader, ctx),
+            None => Err(internal_datafusion_err!("empty Floe plan node")),
+        }
+    }
+
+    fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
+        let any = node.as_any();
+        let kind = if let Some(scan) = any.downcast_ref::<IcebergScanExec>() {
+            FloeNodeKind::IcebergScan(self.encode_scan(scan.spec())?)
+        } else if let Some(writer) = any.downcast_ref::<ShuffleWriterExec>() {
+            FloeNodeKind::ShuffleWriter(ShuffleWriterNode {
+                job_id: writer.job_id().to_string(),
+                stage_id: writer.stage_id() as u32,
+                partitioning: writer
+                    .partitioning()
+                    .map(|p| serialize_partitioning(p, self, &DefaultPhysicalProtoConverter {}))
+                    .transpose()?,
+            })
+        } else if let Some(reader) = any.downcast_ref::<ShuffleReaderExec>() {
+            FloeNodeKind::ShuffleReader(self.encode_reader(reader)?)
+        } else {
+            return Err(internal_datafusion_err!(
+                "Floe codec cannot encode plan node {}",
+                node.name()
+            ));
+        };
+        FloePlanNode { kind: Some(kind) }
+            .encode(buf)
+            .map_err(|e| internal_datafusion_err!("cannot encode Floe plan node: {e}"))
+    }
+}
+
+impl FloePhysicalCodec {
+    fn decode_scan(&self, node: IcebergScanNode, ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
         let schema_proto = node
             .table_schema
             .as_ref()
             .ok_or_else(|| internal_datafusion_err!("Iceberg scan node without a schema"))?;
-        let table_schema: arrow::datatypes::Schema = schema_proto.try_into()?;
+        let table_schema: Schema = schema_proto.try_into()?;
         let table_schema = Arc::new(table_schema);
         let predicate = node
             .predicate
             .as_ref()
             .map(|p| parse_physical_expr(p, ctx, &table_schema, self))
             .transpose()?;
+        let s3 = node
+            .s3_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| internal_datafusion_err!("invalid S3 settings in scan: {e}"))?;
         let spec = IcebergScanSpec {
             table_name: node.table_name,
             snapshot_id: node.snapshot_id,
             table_schema,
             object_store_url: node.object_store_url,
+            s3,
             file_groups: node
                 .file_groups
                 .into_iter()
@@ -148,19 +307,18 @@ impl PhysicalExtensionCodec for FloePhysicalCodec {
         )?))
     }
 
-    fn try_encode(&self, node: Arc<dyn ExecutionPlan>, buf: &mut Vec<u8>) -> Result<()> {
-        let Some(scan) = node.as_any().downcast_ref::<IcebergScanExec>() else {
-            return Err(internal_datafusion_err!(
-                "Floe codec cannot encode plan node {}",
-                node.name()
-            ));
-        };
-        let spec = scan.spec();
-        let message = IcebergScanNode {
+    fn encode_scan(&self, spec: &IcebergScanSpec) -> Result<IcebergScanNode> {
+        Ok(IcebergScanNode {
             table_name: spec.table_name.clone(),
             snapshot_id: spec.snapshot_id,
             table_schema: Some(spec.table_schema.as_ref().try_into()?),
             object_store_url: spec.object_store_url.clone(),
+            s3_json: spec
+                .s3
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| internal_datafusion_err!("cannot encode S3 settings: {e}"))?,
             file_groups: spec
                 .file_groups
                 .iter()
@@ -191,9 +349,90 @@ impl PhysicalExtensionCodec for FloePhysicalCodec {
             limit: spec.limit.map(|l| l as u64),
             batch_size: spec.batch_size as u64,
             files_in_snapshot: spec.files_in_snapshot,
-        };
-        message
-            .encode(buf)
-            .map_err(|e| internal_datafusion_err!("cannot encode Iceberg scan node: {e}"))
+        })
+    }
+
+    fn decode_reader(
+        &self,
+        node: ShuffleReaderNode,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let schema: Schema = node
+            .schema
+            .as_ref()
+            .ok_or_else(|| internal_datafusion_err!("shuffle reader without a schema"))?
+            .try_into()?;
+        let schema = Arc::new(schema);
+        let converter = DefaultPhysicalProtoConverter {};
+        let partitioning =
+            parse_protobuf_partitioning(node.partitioning.as_ref(), ctx, &schema, self, &converter)?
+                .ok_or_else(|| internal_datafusion_err!("shuffle reader without partitioning"))?;
+        let ordering = LexOrdering::new(parse_physical_sort_exprs(
+            &node.ordering,
+            ctx,
+            &schema,
+            self,
+            &converter,
+        )?);
+        let locations = node
+            .partitions
+            .into_iter()
+            .map(|p| {
+                p.locations
+                    .into_iter()
+                    .map(|l| ShuffleLocation {
+                        executor_id: l.executor_id,
+                        address: l.address,
+                        path: l.path,
+                        rows: l.rows,
+                        bytes: l.bytes,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Arc::new(ShuffleReaderExec::try_new(
+            node.stage_id as usize,
+            schema,
+            partitioning,
+            ordering,
+            locations,
+            node.broadcast,
+        )?))
+    }
+
+    fn encode_reader(&self, reader: &ShuffleReaderExec) -> Result<ShuffleReaderNode> {
+        let converter = DefaultPhysicalProtoConverter {};
+        Ok(ShuffleReaderNode {
+            stage_id: reader.stage_id() as u32,
+            schema: Some(reader.schema().as_ref().try_into()?),
+            partitioning: Some(serialize_partitioning(
+                reader.partitioning(),
+                self,
+                &converter,
+            )?),
+            ordering: match reader.ordering() {
+                Some(ordering) => {
+                    serialize_physical_sort_exprs(ordering.iter().cloned(), self, &converter)?
+                }
+                None => Vec::new(),
+            },
+            partitions: reader
+                .locations()
+                .iter()
+                .map(|locations| ShufflePartitionNode {
+                    locations: locations
+                        .iter()
+                        .map(|l| ShuffleLocationNode {
+                            executor_id: l.executor_id.clone(),
+                            address: l.address.clone(),
+                            path: l.path.clone(),
+                            rows: l.rows,
+                            bytes: l.bytes,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            broadcast: reader.is_broadcast(),
+        })
     }
 }

@@ -112,8 +112,9 @@ pub struct SigningConfig {
     pub region: String,
 }
 
-/// `[catalogs.<name>.s3]`: S3 (or S3-compatible) storage of a warehouse.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[catalogs.<name>.s3]`: S3 (or S3-compatible) storage of a warehouse. Serializable because
+/// scan tasks carry it to executors, which have no catalog connection of their own.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// Endpoint URL for S3-compatible servers; AWS when absent.

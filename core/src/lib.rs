@@ -42,8 +42,15 @@ pub mod config;
 pub mod error;
 pub mod iceberg;
 pub mod session;
+pub mod shuffle;
 pub mod sql_text;
+
+/// The control-plane protocol (`proto/floe.proto`), generated at build time.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/floe.v1.rs"));
+}
 
 pub use config::FloeConfig;
 pub use error::{FloeError, Result};
-pub use session::{FloeSession, StatementOutput};
+pub use session::{FloeCatalogs, FloeSession, SUMMARY_METADATA_KEY, StatementOutput};

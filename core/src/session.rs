@@ -13,7 +13,11 @@ use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, cast, col};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use iceberg::spec::FormatVersion;
@@ -72,6 +76,23 @@ impl StatementOutput {
     }
 }
 
+/// Schema metadata key carrying the one-line summary of a statement without rows, when its
+/// result travels as a stream (`Created table local.db.t`).
+pub const SUMMARY_METADATA_KEY: &str = "floe.summary";
+
+/// Whether `sql` is one of the statements Floe runs itself rather than through DataFusion.
+fn is_floe_statement(sql: &str) -> bool {
+    let words = words(sql);
+    let keyword = |i: usize| words.get(i).map(|w| w.upper.as_str()).unwrap_or("");
+    matches!(
+        (keyword(0), keyword(1)),
+        ("USE", _)
+            | ("SHOW", "CATALOGS" | "SCHEMAS" | "DATABASES" | "NAMESPACES" | "TABLES")
+            | ("CREATE" | "DROP", "SCHEMA" | "DATABASE" | "NAMESPACE" | "TABLE")
+            | ("CREATE", "OR")
+    ) || (keyword(0), keyword(1), keyword(2)) == ("SHOW", "CREATE", "TABLE")
+}
+
 /// A SQL session over Floe's catalogs.
 pub struct FloeSession {
     ctx: SessionContext,
@@ -104,48 +125,42 @@ impl ResolvedTable {
     }
 }
 
-impl FloeSession {
-    /// Connects every configured catalog and builds the DataFusion session.
-    pub async fn new(config: &FloeConfig) -> Result<Self> {
+/// The catalogs of a process, connected once and shared by all its sessions.
+pub struct FloeCatalogs {
+    config: FloeConfig,
+    catalogs: BTreeMap<String, Arc<FloeCatalog>>,
+    caches: Arc<MetadataCaches>,
+}
+
+impl std::fmt::Debug for FloeCatalogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FloeCatalogs")
+            .field("catalogs", &self.catalogs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl FloeCatalogs {
+    /// Connects every configured catalog; creates the default namespace of a local catalog.
+    pub async fn connect(config: &FloeConfig) -> Result<Arc<Self>> {
         let mut catalogs = BTreeMap::new();
         for (name, catalog_config) in &config.catalogs {
             let catalog = FloeCatalog::connect(name, catalog_config).await?;
             catalogs.insert(name.clone(), Arc::new(catalog));
         }
-        let default_catalog = config.default_catalog_name();
-        let mut session_config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_create_default_catalog_and_schema(false)
-            .with_default_catalog_and_schema(&default_catalog, &config.default_namespace)
-            .with_batch_size(config.engine.batch_size);
-        // `TIMESTAMP WITH TIME ZONE` values are stored as UTC instants (Iceberg's timestamptz);
-        // DataFusion only types them with a zone when the session has one.
-        session_config.options_mut().execution.time_zone = Some("+00:00".to_string());
-        if let Some(partitions) = config.engine.target_partitions {
-            session_config = session_config.with_target_partitions(partitions);
-        }
-        let runtime = RuntimeEnvBuilder::new()
-            .with_metadata_cache_limit(config.engine.metadata_cache_mib * 1024 * 1024)
-            .build_arc()?;
-        let ctx = SessionContext::new_with_config_rt(session_config, runtime).enable_url_table();
-        let caches = Arc::new(MetadataCaches::new());
-        for (name, catalog) in &catalogs {
-            ctx.register_catalog(
-                name,
-                Arc::new(IcebergCatalogProvider::new(
-                    Arc::clone(catalog),
-                    Arc::clone(&caches),
-                )),
-            );
-        }
-        let session = Self { ctx, catalogs };
-        session.ensure_default_namespace(config).await?;
-        Ok(session)
+        let connected = Self {
+            config: config.clone(),
+            catalogs,
+            caches: Arc::new(MetadataCaches::new()),
+        };
+        connected.ensure_default_namespace().await?;
+        Ok(Arc::new(connected))
     }
 
     /// Like Spark's `default` database: the default namespace of a local (SQL or memory)
     /// catalog exists from the start, so `CREATE TABLE t` works on a fresh warehouse.
-    async fn ensure_default_namespace(&self, config: &FloeConfig) -> Result<()> {
+    async fn ensure_default_namespace(&self) -> Result<()> {
+        let config = &self.config;
         let name = config.default_catalog_name();
         let (Some(catalog), Some(catalog_config)) =
             (self.catalogs.get(&name), config.catalogs.get(&name))
@@ -167,6 +182,58 @@ impl FloeSession {
         }
         Ok(())
     }
+}
+
+impl FloeSession {
+    /// Connects every configured catalog and builds a session that runs plans in-process.
+    pub async fn new(config: &FloeConfig) -> Result<Self> {
+        Self::with_catalogs(&FloeCatalogs::connect(config).await?, None)
+    }
+
+    /// A session over already connected catalogs. With a `query_planner`, physical plans are
+    /// made (and run) by it: the scheduler's planner runs them on the cluster.
+    pub fn with_catalogs(
+        catalogs: &Arc<FloeCatalogs>,
+        query_planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
+    ) -> Result<Self> {
+        let config = &catalogs.config;
+        let default_catalog = config.default_catalog_name();
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(&default_catalog, &config.default_namespace)
+            .with_batch_size(config.engine.batch_size);
+        // `TIMESTAMP WITH TIME ZONE` values are stored as UTC instants (Iceberg's timestamptz);
+        // DataFusion only types them with a zone when the session has one.
+        session_config.options_mut().execution.time_zone = Some("+00:00".to_string());
+        if let Some(partitions) = config.engine.target_partitions {
+            session_config = session_config.with_target_partitions(partitions);
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_metadata_cache_limit(config.engine.metadata_cache_mib * 1024 * 1024)
+            .build_arc()?;
+        let mut state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features();
+        if let Some(planner) = query_planner {
+            state = state.with_query_planner(planner);
+        }
+        let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
+        for (name, catalog) in &catalogs.catalogs {
+            ctx.register_catalog(
+                name,
+                Arc::new(IcebergCatalogProvider::new(
+                    Arc::clone(catalog),
+                    Arc::clone(&catalogs.caches),
+                )),
+            );
+        }
+        Ok(Self {
+            ctx,
+            catalogs: catalogs.catalogs.clone(),
+        })
+    }
 
     /// The DataFusion context (for embedding Floe and for tests).
     pub fn context(&self) -> &SessionContext {
@@ -180,6 +247,28 @@ impl FloeSession {
             outputs.push(self.execute_statement(&statement).await?);
         }
         Ok(outputs)
+    }
+
+    /// Runs one statement and returns its rows as a stream: queries and DML stream from their
+    /// plan; Floe's own statements run to completion first. A statement without rows yields
+    /// a schema with no fields whose metadata holds [`SUMMARY_METADATA_KEY`].
+    pub async fn execute_statement_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        if is_floe_statement(sql) {
+            let output = self.execute_statement(sql).await?;
+            let schema = match &output.summary {
+                Some(summary) => Arc::new(Schema::empty().with_metadata(HashMap::from([(
+                    SUMMARY_METADATA_KEY.to_string(),
+                    summary.clone(),
+                )]))),
+                None => output.schema,
+            };
+            return Ok(Box::pin(MemoryStream::try_new(output.batches, schema, None)?));
+        }
+        let frame = match self.ctx.sql(sql).await {
+            Ok(frame) => frame,
+            Err(err) => return Err(self.explain_missing(err).await),
+        };
+        Ok(frame.execute_stream().await?)
     }
 
     /// Runs one statement (no trailing `;` needed).

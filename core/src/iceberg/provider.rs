@@ -422,6 +422,7 @@ impl TableProvider for IcebergTableProvider {
             snapshot_id,
             table_schema: Arc::clone(&self.schema),
             object_store_url,
+            s3: self.catalog.s3.clone(),
             file_groups: bin_pack(files, options.execution.target_partitions),
             projection: projection.cloned(),
             predicate,

@@ -28,6 +28,10 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::config::ConfigOptions;
+use datafusion::physical_plan::filter_pushdown::{
+    ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
+};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
 use super::field_ids::FieldIdAdapterFactory;
@@ -56,6 +60,8 @@ pub struct IcebergScanSpec {
     pub table_schema: SchemaRef,
     /// Object store of the table's files, e.g. `file://` or `s3://bucket`.
     pub object_store_url: String,
+    /// S3 settings of the table's catalog, so a process without the catalog can read the files.
+    pub s3: Option<crate::config::S3Config>,
     /// Files, bin-packed by size: one group per output partition.
     pub file_groups: Vec<Vec<ScanFile>>,
     /// Projected column indices into `table_schema`.
@@ -88,6 +94,8 @@ pub struct IcebergScanExec {
 impl IcebergScanExec {
     /// Builds the scan over `spec`, with the runtime's object store and metadata cache.
     pub fn try_new(spec: IcebergScanSpec, runtime: &RuntimeEnv) -> Result<Self> {
+        crate::catalogs::ensure_object_store(&spec.object_store_url, spec.s3.as_ref(), runtime)
+            .map_err(datafusion::error::DataFusionError::from)?;
         let store_url = ObjectStoreUrl::parse(&spec.object_store_url)?;
         let store = runtime.object_store(&store_url)?;
         let reader_factory = Arc::new(CachedParquetFileReaderFactory::new(
@@ -252,5 +260,35 @@ impl ExecutionPlan for IcebergScanExec {
 
     fn partition_statistics(&self, partition: Option<usize>) -> Result<Statistics> {
         self.parquet_scan.partition_statistics(partition)
+    }
+
+    /// Dynamic filters (a hash join's build keys, a TopK's threshold) reach the Parquet reader
+    /// inside, which prunes row groups and pages with them at run time.
+    fn handle_child_pushdown_result(
+        &self,
+        phase: FilterPushdownPhase,
+        child_pushdown_result: ChildPushdownResult,
+        config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
+        let inner = self.parquet_scan.handle_child_pushdown_result(
+            phase,
+            child_pushdown_result,
+            config,
+        )?;
+        let updated_node = match inner.updated_node {
+            Some(node) => match node.as_any().downcast_ref::<DataSourceExec>() {
+                Some(parquet_scan) => Some(Arc::new(Self {
+                    spec: self.spec.clone(),
+                    parquet_scan: Arc::new(parquet_scan.clone()),
+                    metrics: self.metrics.clone(),
+                }) as Arc<dyn ExecutionPlan>),
+                None => None,
+            },
+            None => None,
+        };
+        Ok(FilterPushdownPropagation {
+            filters: inner.filters,
+            updated_node,
+        })
     }
 }

@@ -1,0 +1,341 @@
+//! A real cluster: one `floe-scheduler` and two `floe-executor` processes on loopback (ports
+//! picked by the OS and read back from their first line of output), driven over Flight SQL.
+//! Every query's result must equal the same query run by single-process DataFusion
+//! (`FloeSession` without a cluster) over the same Iceberg tables.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+use arrow_flight::{Action, CancelFlightInfoRequest, FlightInfo, Ticket};
+use floe_core::{FloeConfig, FloeSession};
+use futures::TryStreamExt;
+use prost::Message;
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+/// A binary of this workspace, next to the test executable's `deps` directory.
+fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo test --workspace` (or `cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed when the test ends.
+struct Process {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` and reads the address from its `listening on ADDR` line.
+fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
+    let mut child = Command::new(workspace_binary(binary))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FLOE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let address = line
+        .rsplit("listening on ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process { child, address }
+}
+
+struct Cluster {
+    dir: TempDir,
+    scheduler: Process,
+    executors: Vec<Process>,
+}
+
+fn start_cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start("floe-scheduler", &["--bind", "127.0.0.1:0"], dir.path());
+    let executors = (0..2)
+        .map(|i| {
+            let work = dir.path().join(format!("work-{i}"));
+            start(
+                "floe-executor",
+                &[
+                    "--scheduler",
+                    &scheduler.address,
+                    "--bind",
+                    "127.0.0.1:0",
+                    "--work-dir",
+                    work.to_str().unwrap(),
+                    "--slots",
+                    "2",
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    Cluster {
+        dir,
+        scheduler,
+        executors,
+    }
+}
+
+async fn client(address: &str) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = FlightSqlServiceClient::new(channel);
+    client.set_header("x-floe-session", "cluster-test");
+    client
+}
+
+/// Runs `sql` over Flight SQL; returns the batches or the server's error message.
+async fn run(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<Vec<RecordBatch>, String> {
+    let info = client
+        .execute(sql.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    fetch(client, &info).await
+}
+
+async fn fetch(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> Result<Vec<RecordBatch>, String> {
+    let mut batches = Vec::new();
+    for endpoint in &info.endpoint {
+        let stream = client
+            .do_get(endpoint.ticket.clone().unwrap())
+            .await
+            .map_err(|e| e.to_string())?;
+        batches.extend(stream.try_collect::<Vec<_>>().await.map_err(|e| e.to_string())?);
+    }
+    Ok(batches)
+}
+
+/// Rows as text, one string per row.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            out.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            );
+        }
+    }
+    out
+}
+
+const SETUP: &[&str] = &[
+    "SET datafusion.execution.target_partitions = 4",
+    "CREATE TABLE items (item_id BIGINT, name VARCHAR, category VARCHAR)",
+    "INSERT INTO items SELECT value, 'item-' || value, CASE WHEN value % 10 = 0 THEN NULL ELSE 'cat-' || (value % 4) END FROM generate_series(0, 99)",
+    "CREATE TABLE sales (id BIGINT, item_id BIGINT, store INT, amount DOUBLE) PARTITIONED BY (store)",
+    "INSERT INTO sales SELECT value, value % 120, CAST(value % 3 AS INT), CAST(value % 1000 AS DOUBLE) / 10 FROM generate_series(1, 20000)",
+    "INSERT INTO sales SELECT value, value % 97, CAST(value % 3 AS INT), CAST(value % 500 AS DOUBLE) FROM generate_series(20001, 40000)",
+    "INSERT INTO sales SELECT value, NULL, 1, 1.5 FROM generate_series(40001, 40100)",
+];
+
+/// (query, whether its row order is defined)
+const QUERIES: &[(&str, bool)] = &[
+    // Aggregations (partial + final over a hash shuffle).
+    ("SELECT store, count(*), sum(amount), min(id), max(id) FROM sales GROUP BY store", false),
+    ("SELECT count(DISTINCT item_id), avg(amount) FROM sales", false),
+    // Hash join of two large inputs, and a broadcast join of the small items table.
+    ("SELECT a.store, count(*) FROM sales a JOIN sales b ON a.id = b.id + 1 GROUP BY a.store", false),
+    ("SELECT i.category, count(*), sum(s.amount) FROM sales s JOIN items i ON s.item_id = i.item_id GROUP BY i.category", false),
+    // Outer joins whose build side is small (must not emit unmatched rows once per task).
+    ("SELECT i.item_id, count(s.id) FROM items i LEFT JOIN sales s ON s.item_id = i.item_id GROUP BY i.item_id", false),
+    ("SELECT count(*) FROM items i FULL JOIN sales s ON s.item_id = i.item_id", false),
+    // Window functions.
+    ("SELECT store, id, row_number() OVER (PARTITION BY store ORDER BY amount DESC, id) AS rn FROM sales QUALIFY rn <= 3", false),
+    ("SELECT item_id, sum(amount) OVER (PARTITION BY item_id) AS total FROM sales WHERE id % 1000 = 0", false),
+    // ORDER BY / LIMIT.
+    ("SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 10", true),
+    ("SELECT item_id, count(*) AS n FROM sales GROUP BY item_id ORDER BY n DESC, item_id LIMIT 5", true),
+    // UNION, INTERSECT, EXCEPT (NULL keys must match across partitions).
+    ("SELECT item_id FROM sales WHERE store = 0 UNION SELECT item_id FROM items", false),
+    ("SELECT item_id, store FROM sales WHERE id < 100 UNION ALL SELECT item_id, 9 FROM items", false),
+    ("SELECT item_id FROM sales INTERSECT SELECT item_id FROM sales WHERE store = 1", false),
+    ("SELECT item_id FROM sales EXCEPT SELECT item_id FROM items", false),
+    // Subqueries: IN, NOT IN, EXISTS, scalar.
+    ("SELECT count(*) FROM sales WHERE item_id IN (SELECT item_id FROM items WHERE category = 'cat-1')", false),
+    ("SELECT count(*) FROM items WHERE item_id NOT IN (SELECT item_id FROM sales WHERE store = 2 AND item_id IS NOT NULL)", false),
+    ("SELECT count(*) FROM items i WHERE EXISTS (SELECT 1 FROM sales s WHERE s.item_id = i.item_id AND s.amount > 99)", false),
+    ("SELECT id FROM sales WHERE amount > (SELECT avg(amount) * 3 FROM sales) ORDER BY id LIMIT 20", true),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_results_match_single_process_datafusion() {
+    let cluster = start_cluster();
+    let mut client = client(&cluster.scheduler.address).await;
+    for statement in SETUP {
+        run(&mut client, statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+
+    // The same warehouse, read by a single-process DataFusion session.
+    let config = FloeConfig::local_warehouse(&cluster.dir.path().join("floe-warehouse"));
+    let local = FloeSession::new(&config).await.unwrap();
+    local
+        .execute_statement("SET datafusion.execution.target_partitions = 4")
+        .await
+        .unwrap();
+    for (query, ordered) in QUERIES {
+        let distributed = run(&mut client, query)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let expected = local.execute_statement(query).await.unwrap().batches;
+        let (mut got, mut want) = (rows(&distributed), rows(&expected));
+        if !ordered {
+            got.sort();
+            want.sort();
+        }
+        assert!(!want.is_empty(), "{query} returned no rows");
+        assert_eq!(got, want, "{query}");
+    }
+
+    // Tasks ran on both executors, and EXPLAIN shows the stage DAG.
+    let analyzed = rows(
+        &run(
+            &mut client,
+            "EXPLAIN ANALYZE SELECT store, count(*) FROM sales GROUP BY store",
+        )
+        .await
+        .unwrap(),
+    )
+    .join("\n");
+    assert!(analyzed.contains("executors=2"), "{analyzed}");
+    assert!(analyzed.contains("bytes_shuffled="), "{analyzed}");
+    let explained = rows(
+        &run(&mut client, "EXPLAIN SELECT store, count(*) FROM sales GROUP BY store")
+            .await
+            .unwrap(),
+    )
+    .join("\n");
+    assert!(explained.contains("Stage 1"), "{explained}");
+    assert!(explained.contains("ShuffleWriterExec"), "{explained}");
+    assert!(explained.contains("ShuffleReaderExec"), "{explained}");
+
+    // The shell talks to the same cluster.
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args([
+            "--host",
+            &cluster.scheduler.address,
+            "-c",
+            "SELECT count(*) AS n FROM sales",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.contains("| 40100 |"), "{out}");
+
+    // Shuffle files are gone once results have been read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..2 {
+        let work = cluster.dir.path().join(format!("work-{i}"));
+        let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+        assert!(leftovers.is_empty(), "{} still holds {leftovers:?}", work.display());
+    }
+    drop(cluster.executors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_and_a_dead_executor_fail_cleanly() {
+    let mut cluster = start_cluster();
+    let mut client = client(&cluster.scheduler.address).await;
+    for statement in &SETUP[..5] {
+        run(&mut client, statement).await.unwrap();
+    }
+
+    // An unknown query id.
+    let ticket = TicketStatementQuery {
+        statement_handle: "no-such-query".as_bytes().to_vec().into(),
+    };
+    let err = client
+        .do_get(Ticket::new(ticket.as_any().encode_to_vec()))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("unknown query `no-such-query`"), "{err}");
+
+    // Bad SQL and a missing table name the problem.
+    let err = run(&mut client, "SELEC 1").await.unwrap_err();
+    assert!(err.contains("SELEC"), "{err}");
+    let err = run(&mut client, "SELECT * FROM nowhere").await.unwrap_err();
+    assert!(err.contains("nowhere"), "{err}");
+
+    // A query cancelled through Flight SQL stops; the scheduler serves the next one.
+    let slow = "SELECT count(*) FROM sales a JOIN sales b ON a.store = b.store";
+    let info = client.execute(slow.to_string(), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancel = CancelFlightInfoRequest {
+        info: Some(info.clone()),
+    };
+    client
+        .do_action(Action::new("CancelFlightInfo", cancel.encode_to_vec()))
+        .await
+        .unwrap()
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    assert!(fetch(&mut client, &info).await.is_err());
+    let rows_now = rows(&run(&mut client, "SELECT count(*) FROM sales").await.unwrap());
+    assert_eq!(rows_now, vec!["20000"]);
+
+    // An executor killed mid-query fails the query within seconds, naming the executor.
+    let info = client.execute(slow.to_string(), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let victim = cluster.executors.remove(0);
+    drop(victim);
+    let started = Instant::now();
+    let err = fetch(&mut client, &info).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(err.contains("executor"), "{err}");
+
+    // The scheduler keeps serving, on the executor that is left.
+    let rows_after = rows(
+        &run(&mut client, "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(rows_after, vec!["0 | 6666", "1 | 6667", "2 | 6667"]);
+}

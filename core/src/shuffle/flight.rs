@@ -1,0 +1,224 @@
+//! Moving shuffle files: local reads, Arrow Flight fetches and the per-executor broadcast copy.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow_flight::{FlightClient, Ticket};
+use datafusion::common::{DataFusionError, Result};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use tokio::sync::OnceCell;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{LOCAL_READ_BUFFER_BATCHES, ShuffleLocation, resolve_shuffle_path};
+use crate::proto::ShuffleTicket;
+
+/// Largest gRPC message Floe sends or accepts (Flight data, task plans, control messages).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How long connecting to another Floe process may take before the call fails.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// HTTP/2 pings on idle connections; a peer that stops answering is dropped after
+/// [`KEEP_ALIVE_TIMEOUT`], so a reader of a dead executor fails instead of waiting.
+pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// See [`KEEP_ALIVE_INTERVAL`].
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A stream of batches read from a shuffle file, local or remote.
+pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// A gRPC channel to `address` (`host:port`) with Floe's timeouts; connects on first use.
+pub fn channel_to(address: &str) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        .map_err(|e| DataFusionError::Execution(format!("invalid address `{address}`: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .keep_alive_while_idle(true)
+        .tcp_nodelay(true);
+    Ok(endpoint.connect_lazy())
+}
+
+/// One lazily connected channel per peer address, shared by all tasks of the process.
+#[derive(Debug, Default)]
+pub struct FlightClientPool {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl FlightClientPool {
+    /// A Flight client for `address`.
+    pub fn client(&self, address: &str) -> Result<FlightClient> {
+        let mut channels = self
+            .channels
+            .lock()
+            .map_err(|_| DataFusionError::Execution("flight client pool poisoned".into()))?;
+        let channel = match channels.get(address) {
+            Some(channel) => channel.clone(),
+            None => {
+                let channel = channel_to(address)?;
+                channels.insert(address.to_string(), channel.clone());
+                channel
+            }
+        };
+        Ok(FlightClient::new_from_inner(
+            arrow_flight::flight_service_client::FlightServiceClient::new(channel)
+                .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+        ))
+    }
+}
+
+/// Broadcast inputs an executor has already copied to its own disk, so every task of a stage
+/// on that executor reads the build side locally after one fetch.
+#[derive(Debug, Default)]
+pub struct BroadcastCache {
+    fetched: Mutex<HashMap<(String, String), Arc<OnceCell<PathBuf>>>>,
+}
+
+impl BroadcastCache {
+    fn cell(&self, location: &ShuffleLocation) -> Result<Arc<OnceCell<PathBuf>>> {
+        let mut fetched = self
+            .fetched
+            .lock()
+            .map_err(|_| DataFusionError::Execution("broadcast cache poisoned".into()))?;
+        Ok(Arc::clone(
+            fetched
+                .entry((location.executor_id.clone(), location.path.clone()))
+                .or_default(),
+        ))
+    }
+
+    /// Forgets the files of a finished job (the files go with the job's directory).
+    pub fn forget_job(&self, job_id: &str) {
+        if let Ok(mut fetched) = self.fetched.lock() {
+            let prefix = format!("{job_id}/");
+            fetched.retain(|(_, path), _| !path.starts_with(&prefix));
+        }
+    }
+}
+
+/// The job a shuffle path belongs to (its first component).
+pub fn job_of_path(path: &str) -> &str {
+    path.split('/').next().unwrap_or_default()
+}
+
+/// Reads a local shuffle file on a blocking thread, a few batches ahead.
+pub fn read_local_file(path: PathBuf) -> BatchStream {
+    let (sender, receiver) = tokio::sync::mpsc::channel(LOCAL_READ_BUFFER_BATCHES);
+    tokio::task::spawn_blocking(move || {
+        let result = (|| -> Result<()> {
+            let file = File::open(&path).map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "cannot open shuffle file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let reader = StreamReader::try_new(BufReader::new(file), None)?;
+            for batch in reader {
+                if sender.blocking_send(Ok(batch?)).is_err() {
+                    return Ok(()); // the reading task went away
+                }
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            let _ = sender.blocking_send(Err(err));
+        }
+    });
+    tokio_stream_from(receiver)
+}
+
+fn tokio_stream_from(
+    mut receiver: tokio::sync::mpsc::Receiver<Result<RecordBatch>>,
+) -> BatchStream {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
+}
+
+/// Streams a shuffle file from the executor that wrote it.
+pub fn fetch_remote(pool: &FlightClientPool, location: &ShuffleLocation) -> Result<BatchStream> {
+    let mut client = pool.client(&location.address)?;
+    let ticket = ShuffleTicket {
+        job_id: job_of_path(&location.path).to_string(),
+        path: location.path.clone(),
+    };
+    let describe = format!(
+        "cannot fetch shuffle file {} from executor {} at {}",
+        location.path, location.executor_id, location.address
+    );
+    let stream = futures::stream::once(async move {
+        client
+            .do_get(Ticket::new(ticket.encode_to_vec()))
+            .await
+            .map_err(|e| DataFusionError::Execution(format!("{describe}: {e}")))
+            .map(move |batches| {
+                batches.map_err(move |e| {
+                    DataFusionError::Execution(format!("{describe}: {e}"))
+                })
+            })
+    })
+    .try_flatten();
+    Ok(stream.boxed())
+}
+
+/// Copies a remote broadcast file to `work_dir` once per executor and returns the local path.
+pub async fn fetch_broadcast(
+    cache: &BroadcastCache,
+    pool: &FlightClientPool,
+    work_dir: &Path,
+    location: &ShuffleLocation,
+    schema: &SchemaRef,
+) -> Result<PathBuf> {
+    let cell = cache.cell(location)?;
+    let path = cell
+        .get_or_try_init(|| async {
+            let job_id = job_of_path(&location.path);
+            let relative = format!(
+                "{job_id}/broadcast/{}/{}",
+                location.executor_id,
+                location.path.replace('/', "_")
+            );
+            let target = resolve_shuffle_path(work_dir, job_id, &relative)?;
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    DataFusionError::Execution(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            let file = File::create(&target).map_err(|e| {
+                DataFusionError::Execution(format!("cannot create {}: {e}", target.display()))
+            })?;
+            let mut writer = StreamWriter::try_new(BufWriter::new(file), schema)?;
+            let mut stream = fetch_remote(pool, location)?;
+            while let Some(batch) = stream.next().await {
+                writer.write(&batch?)?;
+            }
+            writer.finish()?;
+            Ok::<_, DataFusionError>(target)
+        })
+        .await?;
+    Ok(path.clone())
+}
+
+/// Serves a shuffle file for a `do_get` ticket: the executor side of [`fetch_remote`].
+pub fn serve_shuffle_file(work_dir: &Path, ticket: &[u8]) -> Result<BatchStream> {
+    let ticket = ShuffleTicket::decode(ticket)
+        .map_err(|e| DataFusionError::Execution(format!("invalid shuffle ticket: {e}")))?;
+    let path = resolve_shuffle_path(work_dir, &ticket.job_id, &ticket.path)?;
+    if !path.is_file() {
+        return Err(DataFusionError::Execution(format!(
+            "shuffle file {} not found (its job may have finished)",
+            ticket.path
+        )));
+    }
+    Ok(read_local_file(path))
+}

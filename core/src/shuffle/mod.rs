@@ -1,0 +1,147 @@
+//! Shuffle: the operators at stage boundaries, where their files live, and how they travel.
+//!
+//! A stage ends in a [`ShuffleWriterExec`]: each task writes its output partitions as Arrow IPC
+//! stream files under the executor's work dir, `{job}/{stage}/{map partition}/{output}.arrow`.
+//! The next stage starts with a [`ShuffleReaderExec`] that knows, per output partition, every
+//! file that holds rows for it ([`ShuffleLocation`]). A reader opens files of its own executor
+//! directly and fetches the others with Arrow Flight `do_get` ([`flight`]), all producers at once
+//! but never more than [`MAX_CONCURRENT_SHUFFLE_FETCHES`] per partition, each pulled one batch at
+//! a time, so memory stays bounded whatever the fan-in.
+//!
+//! The process running these operators says who it is through a [`ShuffleEnv`] in the
+//! DataFusion session config.
+
+pub mod flight;
+mod reader;
+mod writer;
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::common::{DataFusionError, Result, exec_err};
+use datafusion::execution::TaskContext;
+
+pub use reader::ShuffleReaderExec;
+pub use writer::{ShuffleOutputFile, ShuffleWriterExec};
+
+use self::flight::{BroadcastCache, FlightClientPool};
+
+/// Producers a reading partition streams from at the same time.
+pub const MAX_CONCURRENT_SHUFFLE_FETCHES: usize = 16;
+
+/// Batches buffered between a local shuffle file reader thread and the task reading it.
+pub const LOCAL_READ_BUFFER_BATCHES: usize = 2;
+
+/// Where one map task's rows for one output partition live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleLocation {
+    /// Executor that wrote (and serves) the file.
+    pub executor_id: String,
+    /// `host:port` of that executor's Flight service.
+    pub address: String,
+    /// Path relative to the executor's work dir.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Arrow IPC bytes in the file.
+    pub bytes: u64,
+}
+
+/// Who is running shuffle operators: the executor (with a work dir) or the scheduler (reading
+/// final results only).
+#[derive(Debug)]
+pub struct ShuffleEnv {
+    /// This process's executor id; files of this id are read from disk.
+    pub executor_id: String,
+    /// Root of shuffle files; `None` in a process that only reads remotely.
+    pub work_dir: Option<PathBuf>,
+    /// Flight connections to other executors.
+    pub clients: FlightClientPool,
+    /// Broadcast inputs already fetched to this executor's disk.
+    pub broadcast_cache: BroadcastCache,
+}
+
+impl ShuffleEnv {
+    /// An environment for an executor with the given id and work dir.
+    pub fn executor(executor_id: impl Into<String>, work_dir: PathBuf) -> Self {
+        Self {
+            executor_id: executor_id.into(),
+            work_dir: Some(work_dir),
+            clients: FlightClientPool::default(),
+            broadcast_cache: BroadcastCache::default(),
+        }
+    }
+
+    /// An environment for a process that reads shuffle output only over Flight.
+    pub fn remote_reader(name: impl Into<String>) -> Self {
+        Self {
+            executor_id: name.into(),
+            work_dir: None,
+            clients: FlightClientPool::default(),
+            broadcast_cache: BroadcastCache::default(),
+        }
+    }
+
+    /// The environment set on a task's session config.
+    pub fn of(context: &TaskContext) -> Result<Arc<ShuffleEnv>> {
+        context
+            .session_config()
+            .get_extension::<ShuffleEnv>()
+            .ok_or_else(|| {
+                DataFusionError::Execution(
+                    "shuffle operators run only inside a Floe executor or scheduler".into(),
+                )
+            })
+    }
+
+    /// The work dir, for operators that write.
+    pub fn work_dir(&self) -> Result<&Path> {
+        self.work_dir.as_deref().ok_or_else(|| {
+            DataFusionError::Execution(format!(
+                "process `{}` has no shuffle work dir",
+                self.executor_id
+            ))
+        })
+    }
+}
+
+/// Checks a job id before it becomes a directory name: letters, digits, `-` and `_` only.
+pub fn validate_job_id(job_id: &str) -> Result<()> {
+    if job_id.is_empty()
+        || job_id.len() > 64
+        || !job_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return exec_err!("invalid job id `{job_id}`");
+    }
+    Ok(())
+}
+
+/// Resolves a shuffle file path received from another process inside `work_dir`, refusing
+/// anything outside the job's directory.
+pub fn resolve_shuffle_path(work_dir: &Path, job_id: &str, relative: &str) -> Result<PathBuf> {
+    validate_job_id(job_id)?;
+    let path = Path::new(relative);
+    let inside_job = path.components().next() == Some(Component::Normal(job_id.as_ref()))
+        && path.components().all(|c| matches!(c, Component::Normal(_)));
+    if !inside_job {
+        return exec_err!("shuffle path `{relative}` is not inside job `{job_id}`");
+    }
+    Ok(work_dir.join(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_paths_stay_inside_the_job() {
+        let root = Path::new("/work");
+        assert!(resolve_shuffle_path(root, "j1", "j1/2/0/1.arrow").is_ok());
+        assert!(resolve_shuffle_path(root, "j1", "j1/../j2/0/1.arrow").is_err());
+        assert!(resolve_shuffle_path(root, "j1", "/etc/passwd").is_err());
+        assert!(resolve_shuffle_path(root, "j1", "j2/0/0/0.arrow").is_err());
+        assert!(resolve_shuffle_path(root, "../x", "../x/0").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! `ShuffleReaderExec`: the leaf that starts a stage, streaming the files of an earlier stage.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::{StreamExt, TryStreamExt};
+
+use super::flight::{BatchStream, fetch_broadcast, fetch_remote, read_local_file};
+use super::{MAX_CONCURRENT_SHUFFLE_FETCHES, ShuffleEnv, ShuffleLocation, resolve_shuffle_path};
+
+/// Reads the output of stage `stage_id`: partition `p` streams every file in `locations[p]`.
+///
+/// Until the input stage has run, `locations` is empty for every partition (the scheduler fills
+/// it in before the stage's tasks are sent). `broadcast` marks an input that every task of the
+/// stage reads whole (a join's build side): each executor then fetches it once to its own disk.
+#[derive(Debug)]
+pub struct ShuffleReaderExec {
+    stage_id: usize,
+    schema: SchemaRef,
+    locations: Vec<Vec<ShuffleLocation>>,
+    broadcast: bool,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ShuffleReaderExec {
+    /// A reader with `partitioning` (which mirrors the exchange it replaces) and the ordering
+    /// each partition keeps; `locations` has one entry per output partition.
+    pub fn try_new(
+        stage_id: usize,
+        schema: SchemaRef,
+        partitioning: Partitioning,
+        ordering: Option<LexOrdering>,
+        locations: Vec<Vec<ShuffleLocation>>,
+        broadcast: bool,
+    ) -> Result<Self> {
+        if locations.len() != partitioning.partition_count() {
+            return internal_err!(
+                "shuffle reader of stage {stage_id}: {} location lists for {} partitions",
+                locations.len(),
+                partitioning.partition_count()
+            );
+        }
+        let mut eq_properties = EquivalenceProperties::new(Arc::clone(&schema));
+        if let Some(ordering) = ordering {
+            eq_properties.add_ordering(ordering);
+        }
+        let properties = PlanProperties::new(
+            eq_properties,
+            partitioning,
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            stage_id,
+            schema,
+            locations,
+            broadcast,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The same reader with the input stage's file locations filled in (or trimmed).
+    pub fn with_locations(&self, locations: Vec<Vec<ShuffleLocation>>) -> Result<Self> {
+        Self::try_new(
+            self.stage_id,
+            Arc::clone(&self.schema),
+            self.properties.partitioning.clone(),
+            self.properties.output_ordering().cloned(),
+            locations,
+            self.broadcast,
+        )
+    }
+
+    /// The same reader marked as a broadcast input.
+    pub fn into_broadcast(self) -> Result<Self> {
+        Self::try_new(
+            self.stage_id,
+            self.schema,
+            self.properties.partitioning.clone(),
+            self.properties.output_ordering().cloned(),
+            self.locations,
+            true,
+        )
+    }
+
+    /// The stage whose output this reads.
+    pub fn stage_id(&self) -> usize {
+        self.stage_id
+    }
+
+    /// Files per output partition.
+    pub fn locations(&self) -> &[Vec<ShuffleLocation>] {
+        &self.locations
+    }
+
+    /// Whether every task of the stage reads all of this input.
+    pub fn is_broadcast(&self) -> bool {
+        self.broadcast
+    }
+
+    /// The ordering of each partition, if any.
+    pub fn ordering(&self) -> Option<&LexOrdering> {
+        self.properties.output_ordering()
+    }
+
+    /// How the rows are partitioned.
+    pub fn partitioning(&self) -> &Partitioning {
+        &self.properties.partitioning
+    }
+}
+
+impl DisplayAs for ShuffleReaderExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "ShuffleReaderExec: stage={}, partitioning={}{}",
+            self.stage_id,
+            self.properties.partitioning,
+            if self.broadcast { ", broadcast" } else { "" }
+        )
+    }
+}
+
+impl ExecutionPlan for ShuffleReaderExec {
+    fn name(&self) -> &str {
+        "ShuffleReaderExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let Some(locations) = self.locations.get(partition) else {
+            return internal_err!(
+                "shuffle reader of stage {} has no partition {partition}",
+                self.stage_id
+            );
+        };
+        let env = ShuffleEnv::of(&context)?;
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let bytes_read = MetricBuilder::new(&self.metrics).counter("bytes_read", partition);
+        bytes_read.add(locations.iter().map(|l| l.bytes as usize).sum());
+        let schema = Arc::clone(&self.schema);
+        let broadcast = self.broadcast;
+        let ordered = self.properties.output_ordering().is_some();
+        let opens = futures::stream::iter(locations.clone())
+            .filter(|location| futures::future::ready(location.rows > 0))
+            .map(move |location| {
+                let env = Arc::clone(&env);
+                let schema = Arc::clone(&schema);
+                async move { open_location(&env, &location, broadcast, &schema).await }
+            });
+        // A partition that keeps an ordering holds exactly one file per producer; reading the
+        // files in order keeps it. Otherwise all producers stream at once.
+        let batches: BatchStream = if ordered {
+            opens.buffered(1).try_flatten().boxed()
+        } else {
+            opens
+                .buffer_unordered(MAX_CONCURRENT_SHUFFLE_FETCHES)
+                .try_flatten_unordered(MAX_CONCURRENT_SHUFFLE_FETCHES)
+                .boxed()
+        };
+        let counted = batches.inspect_ok(move |batch| output_rows.add(batch.num_rows()));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            counted,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+async fn open_location(
+    env: &ShuffleEnv,
+    location: &ShuffleLocation,
+    broadcast: bool,
+    schema: &SchemaRef,
+) -> Result<BatchStream> {
+    let job_id = super::flight::job_of_path(&location.path);
+    match env.work_dir.as_deref() {
+        Some(work_dir) if location.executor_id == env.executor_id => Ok(read_local_file(
+            resolve_shuffle_path(work_dir, job_id, &location.path)?,
+        )),
+        Some(work_dir) if broadcast => {
+            let local = fetch_broadcast(
+                &env.broadcast_cache,
+                &env.clients,
+                work_dir,
+                location,
+                schema,
+            )
+            .await?;
+            Ok(read_local_file(local))
+        }
+        _ => fetch_remote(&env.clients, location),
+    }
+}

@@ -1,0 +1,313 @@
+//! `ShuffleWriterExec`: the root of every stage; writes a task's output as Arrow IPC files.
+
+use std::any::Any;
+use std::fmt;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::writer::StreamWriter;
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::repartition::BatchPartitioner;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+};
+use futures::StreamExt;
+
+use super::{ShuffleEnv, validate_job_id};
+
+/// One file a task wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShuffleOutputFile {
+    /// Output partition the rows belong to.
+    pub output_partition: usize,
+    /// Path relative to the work dir.
+    pub path: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Arrow IPC bytes written.
+    pub bytes: u64,
+}
+
+/// Runs one partition of its input and writes the rows to shuffle files: one file per output
+/// partition of `partitioning` (hash or round robin), or a single file when `None`.
+#[derive(Debug)]
+pub struct ShuffleWriterExec {
+    input: Arc<dyn ExecutionPlan>,
+    job_id: String,
+    stage_id: usize,
+    partitioning: Option<Partitioning>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl ShuffleWriterExec {
+    /// A writer for `stage_id` of `job_id` over `input`.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        job_id: impl Into<String>,
+        stage_id: usize,
+        partitioning: Option<Partitioning>,
+    ) -> Result<Self> {
+        let job_id = job_id.into();
+        validate_job_id(&job_id)?;
+        if let Some(Partitioning::UnknownPartitioning(_)) = partitioning {
+            return internal_err!("a shuffle cannot write unknown partitioning");
+        }
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(summary_schema()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            input,
+            job_id,
+            stage_id,
+            partitioning,
+            properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// The plan whose rows are written.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+
+    /// The job this stage belongs to.
+    pub fn job_id(&self) -> &str {
+        &self.job_id
+    }
+
+    /// The stage this writer ends.
+    pub fn stage_id(&self) -> usize {
+        self.stage_id
+    }
+
+    /// How rows are split into output partitions (`None`: one file per task).
+    pub fn partitioning(&self) -> Option<&Partitioning> {
+        self.partitioning.as_ref()
+    }
+
+    /// Output partitions each task writes.
+    pub fn output_partition_count(&self) -> usize {
+        self.partitioning
+            .as_ref()
+            .map_or(1, Partitioning::partition_count)
+    }
+
+    /// Runs input partition `partition` to completion and returns the files written.
+    pub async fn write_partition(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<Vec<ShuffleOutputFile>> {
+        let env = ShuffleEnv::of(&context)?;
+        let relative_dir = format!("{}/{}/{partition}", self.job_id, self.stage_id);
+        let dir = env.work_dir()?.join(&relative_dir);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            DataFusionError::Execution(format!("cannot create shuffle dir {}: {e}", dir.display()))
+        })?;
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let bytes_written = MetricBuilder::new(&self.metrics).counter("bytes_written", partition);
+        let repart_time = MetricBuilder::new(&self.metrics).subset_time("repart_time", partition);
+
+        let schema = self.input.schema();
+        let mut writers: Vec<Option<PartitionFileWriter>> =
+            (0..self.output_partition_count()).map(|_| None).collect();
+        let mut partitioner = match &self.partitioning {
+            Some(partitioning) => Some(BatchPartitioner::try_new(
+                partitioning.clone(),
+                repart_time,
+                partition,
+                self.input.output_partitioning().partition_count(),
+            )?),
+            None => None,
+        };
+        let mut stream = self.input.execute(partition, context)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            output_rows.add(batch.num_rows());
+            let mut write = |output: usize, batch: RecordBatch| -> Result<()> {
+                let slot = writers
+                    .get_mut(output)
+                    .ok_or_else(|| DataFusionError::Internal(format!("no output {output}")))?;
+                if slot.is_none() {
+                    *slot = Some(PartitionFileWriter::create(
+                        dir.join(format!("{output}.arrow")),
+                        format!("{relative_dir}/{output}.arrow"),
+                        &schema,
+                    )?);
+                }
+                if let Some(writer) = slot {
+                    writer.write(&batch)?;
+                }
+                Ok(())
+            };
+            match partitioner.as_mut() {
+                Some(partitioner) => partitioner.partition(batch, write)?,
+                None => write(0, batch)?,
+            }
+        }
+        let mut outputs = Vec::new();
+        for (output_partition, writer) in writers.into_iter().enumerate() {
+            if let Some(writer) = writer {
+                let file = writer.finish(output_partition)?;
+                bytes_written.add(file.bytes as usize);
+                outputs.push(file);
+            }
+        }
+        Ok(outputs)
+    }
+}
+
+/// One open IPC stream file.
+struct PartitionFileWriter {
+    writer: StreamWriter<BufWriter<File>>,
+    path: PathBuf,
+    relative: String,
+    rows: u64,
+}
+
+impl PartitionFileWriter {
+    fn create(path: PathBuf, relative: String, schema: &SchemaRef) -> Result<Self> {
+        let file = File::create(&path).map_err(|e| {
+            DataFusionError::Execution(format!("cannot create shuffle file {}: {e}", path.display()))
+        })?;
+        let writer = StreamWriter::try_new(BufWriter::new(file), schema)?;
+        Ok(Self {
+            writer,
+            path,
+            relative,
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(self.writer.write(batch)?)
+    }
+
+    fn finish(mut self, output_partition: usize) -> Result<ShuffleOutputFile> {
+        self.writer.finish()?;
+        drop(self.writer);
+        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).map_err(|e| {
+            DataFusionError::Execution(format!("shuffle file {}: {e}", self.path.display()))
+        })?;
+        Ok(ShuffleOutputFile {
+            output_partition,
+            path: self.relative,
+            rows: self.rows,
+            bytes,
+        })
+    }
+}
+
+/// The one batch `execute` returns: the files a task wrote.
+fn summary_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("output_partition", DataType::UInt32, false),
+        Field::new("path", DataType::Utf8, false),
+        Field::new("rows", DataType::UInt64, false),
+        Field::new("bytes", DataType::UInt64, false),
+    ]))
+}
+
+fn summary_batch(files: &[ShuffleOutputFile]) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(
+        summary_schema(),
+        vec![
+            Arc::new(UInt32Array::from_iter_values(
+                files.iter().map(|f| f.output_partition as u32),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                files.iter().map(|f| f.path.as_str()),
+            )),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.rows))),
+            Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.bytes))),
+        ],
+    )?)
+}
+
+impl DisplayAs for ShuffleWriterExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match &self.partitioning {
+            Some(partitioning) => write!(
+                f,
+                "ShuffleWriterExec: stage={}, partitioning={partitioning}",
+                self.stage_id
+            ),
+            None => write!(f, "ShuffleWriterExec: stage={}", self.stage_id),
+        }
+    }
+}
+
+impl ExecutionPlan for ShuffleWriterExec {
+    fn name(&self) -> &str {
+        "ShuffleWriterExec"
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(input) = children.pop() else {
+            return internal_err!("ShuffleWriterExec takes one child");
+        };
+        Ok(Arc::new(Self::try_new(
+            input,
+            self.job_id.clone(),
+            self.stage_id,
+            self.partitioning.clone(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let writer = Self::try_new(
+            Arc::clone(&self.input),
+            self.job_id.clone(),
+            self.stage_id,
+            self.partitioning.clone(),
+        )?;
+        let stream = futures::stream::once(async move {
+            let files = writer.write_partition(partition, context).await?;
+            summary_batch(&files)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            summary_schema(),
+            stream,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}

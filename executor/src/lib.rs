@@ -1,0 +1,262 @@
+//! Floe's executor: runs the tasks a scheduler pushes and serves their shuffle files.
+//!
+//! One address serves `ExecutorControl` (`core/proto/floe.proto`: launch, cancel, clean up) and
+//! Arrow Flight (`do_get` of shuffle files). An executor has no catalog connection: a task
+//! carries its plan (datafusion-proto bytes), the files it reads and the storage settings they
+//! need. Each task decodes its plan in a fresh DataFusion task context, re-derives the dynamic
+//! filters whose producer and consumer both sit in its stage (they do not survive
+//! serialization, and none can come from another stage), runs its partition into shuffle
+//! files, and reports the files and metrics back. At most `slots` tasks run at once.
+//!
+//! The work dir holds one directory per job; it is emptied on start-up (leftovers of a crash)
+//! and per job when the scheduler says the job's results have been read.
+
+pub mod flight;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use floe_core::proto::executor_control_server::ExecutorControlServer;
+use floe_core::proto::scheduler_control_client::SchedulerControlClient;
+use floe_core::proto::{HeartbeatRequest, RegisterExecutorRequest};
+use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Channel;
+
+use crate::flight::ShuffleFlightService;
+use crate::tasks::{ControlHandle, TaskRunner};
+
+/// Errors of the executor.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// Binding, connecting or talking to the scheduler.
+    #[error("{0}")]
+    Transport(String),
+    /// The work dir.
+    #[error("work dir {path}: {source}")]
+    WorkDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Result of executor operations.
+pub type Result<T, E = ExecutorError> = std::result::Result<T, E>;
+
+/// How long an executor keeps trying to reach its scheduler at start-up.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How an executor is started.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// Scheduler `host:port`.
+    pub scheduler: String,
+    /// Address to serve on (`host:port`; port 0 picks one).
+    pub bind: String,
+    /// Root of shuffle files.
+    pub work_dir: PathBuf,
+    /// Tasks run at once; defaults to the number of cores.
+    pub slots: Option<usize>,
+    /// Executor id; a fresh UUID when absent.
+    pub executor_id: Option<String>,
+}
+
+/// A running executor.
+#[derive(Debug)]
+pub struct Executor {
+    executor_id: String,
+    address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+}
+
+impl Executor {
+    /// Cleans the work dir, binds, registers with the scheduler and starts heartbeats.
+    pub async fn start(options: ExecutorOptions) -> Result<Self> {
+        let executor_id = options
+            .executor_id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        clean_work_dir(&options.work_dir)?;
+        let slots = options.slots.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let listener = tokio::net::TcpListener::bind(&options.bind)
+            .await
+            .map_err(|e| ExecutorError::Transport(format!("cannot bind {}: {e}", options.bind)))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| ExecutorError::Transport(e.to_string()))?;
+        let scheduler = scheduler_client(&options.scheduler)?;
+        let runner = Arc::new(TaskRunner::new(
+            executor_id.clone(),
+            options.work_dir.clone(),
+            slots,
+            scheduler.clone(),
+        ));
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .add_service(
+                FlightServiceServer::new(ShuffleFlightService::new(options.work_dir.clone()))
+                    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+            )
+            .add_service(
+                ExecutorControlServer::new(ControlHandle(Arc::clone(&runner)))
+                    .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
+            );
+        let server = tokio::spawn(async move {
+            let incoming = TcpListenerStream::new(listener);
+            let stopped = async {
+                let _ = shutdown_signal.await;
+            };
+            if let Err(err) = router.serve_with_incoming_shutdown(incoming, stopped).await {
+                log::error!("executor server stopped: {err}");
+            }
+        });
+        let advertised = advertised_address(&options.bind, address);
+        let registration = RegisterExecutorRequest {
+            executor_id: executor_id.clone(),
+            address: advertised,
+            slots: slots as u32,
+        };
+        let interval = register(scheduler.clone(), &registration, &options.scheduler).await?;
+        let heartbeat = tokio::spawn(heartbeat_loop(scheduler, registration, interval, runner));
+        Ok(Self {
+            executor_id,
+            address,
+            shutdown: Some(shutdown),
+            server,
+            heartbeat,
+        })
+    }
+
+    /// The executor's id.
+    pub fn id(&self) -> &str {
+        &self.executor_id
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Stops serving.
+    pub async fn shutdown(mut self) {
+        self.heartbeat.abort();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.server).await;
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn wait(mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// The address other processes should use: the bound port on the bind host (an unspecified
+/// bind address is advertised as loopback).
+fn advertised_address(bind: &str, bound: SocketAddr) -> String {
+    let host = bind.rsplit_once(':').map_or(bind, |(host, _)| host);
+    let host = match host {
+        "" | "0.0.0.0" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    format!("{host}:{}", bound.port())
+}
+
+fn clean_work_dir(dir: &PathBuf) -> Result<()> {
+    let wrap = |source| ExecutorError::WorkDir {
+        path: dir.clone(),
+        source,
+    };
+    if dir.exists() {
+        for entry in std::fs::read_dir(dir).map_err(wrap)? {
+            let path = entry.map_err(wrap)?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(wrap)?;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(wrap)
+}
+
+fn scheduler_client(address: &str) -> Result<SchedulerControlClient<Channel>> {
+    let channel = channel_to(address).map_err(|e| ExecutorError::Transport(e.to_string()))?;
+    Ok(SchedulerControlClient::new(channel)
+        .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES))
+}
+
+/// Registers, retrying while the scheduler is not up yet; returns the heartbeat interval.
+async fn register(
+    mut client: SchedulerControlClient<Channel>,
+    request: &RegisterExecutorRequest,
+    scheduler: &str,
+) -> Result<Duration> {
+    let deadline = tokio::time::Instant::now() + REGISTER_TIMEOUT;
+    loop {
+        match client.register_executor(request.clone()).await {
+            Ok(response) => {
+                let millis = response.into_inner().heartbeat_interval_ms.max(100);
+                return Ok(Duration::from_millis(millis));
+            }
+            Err(status) if tokio::time::Instant::now() < deadline => {
+                log::debug!("scheduler {scheduler} not reachable yet: {}", status.message());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => {
+                return Err(ExecutorError::Transport(format!(
+                    "cannot register with scheduler {scheduler}: {}",
+                    status.message()
+                )));
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    mut client: SchedulerControlClient<Channel>,
+    registration: RegisterExecutorRequest,
+    interval: Duration,
+    runner: Arc<TaskRunner>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        let request = HeartbeatRequest {
+            executor_id: registration.executor_id.clone(),
+            running_tasks: runner.running_tasks() as u32,
+        };
+        match client.heartbeat(request).await {
+            Ok(response) if response.get_ref().reregister => {
+                if let Err(err) = client.register_executor(registration.clone()).await {
+                    log::warn!("cannot register again: {}", err.message());
+                }
+            }
+            Ok(_) => {}
+            Err(status) => log::warn!("heartbeat failed: {}", status.message()),
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! `StagePlanner`: cuts an optimized DataFusion physical plan into a DAG of stages.
+//!
+//! A stage is a plan that runs one task per output partition without moving rows between
+//! partitions. The plan is cut at every exchange:
+//! - `RepartitionExec` (hash or round robin): the input becomes a stage ending in a
+//!   [`ShuffleWriterExec`] with that partitioning; the exchange becomes a [`ShuffleReaderExec`].
+//! - `CoalescePartitionsExec` / `SortPreservingMergeExec` over several partitions: the input
+//!   becomes a stage writing one file per task; the merge stays in the consuming stage, over a
+//!   reader with one partition per producing task. A reader under a merge in a stage of several
+//!   tasks is a broadcast (a join's build side): every task reads it whole, and each executor
+//!   fetches it once.
+//!
+//! Before cutting, joins that are only correct when all probe partitions share one build-side
+//! hash table (a `CollectLeft` join that emits unmatched build rows: LEFT, FULL, LEFT SEMI/ANTI/
+//! MARK) are re-planned as partitioned joins, because on a cluster every task has its own copy
+//! of the build side and would emit those rows once per task.
+//!
+//! [`task_plan`] turns a stage into one task's plan: shuffle readers get the files of their
+//! input stage, and scans and readers keep only the files the task's partition reads, so a task
+//! message grows with the task, not with the table.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use datafusion::common::JoinType;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::physical_expr::Partitioning;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, displayable};
+use floe_core::iceberg::scan::IcebergScanExec;
+use floe_core::shuffle::{ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
+
+use crate::error::{Result, SchedulerError};
+
+/// One stage of a job.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Stage id, unique within the job; stages are numbered in the order they can run.
+    pub id: usize,
+    /// The stage's plan; its root is a [`ShuffleWriterExec`].
+    pub plan: Arc<ShuffleWriterExec>,
+    /// Stages whose output this one reads.
+    pub inputs: Vec<usize>,
+}
+
+impl Stage {
+    /// Tasks of the stage (one per partition of the writer's input).
+    pub fn task_count(&self) -> usize {
+        self.plan.input().output_partitioning().partition_count()
+    }
+}
+
+/// A job's stages; the last one produces the query's result.
+#[derive(Debug, Clone)]
+pub struct StageGraph {
+    /// Stages in id order; every stage's inputs have smaller ids.
+    pub stages: Vec<Stage>,
+}
+
+impl StageGraph {
+    /// The stage whose output is the result.
+    pub fn final_stage(&self) -> Result<&Stage> {
+        self.stages
+            .last()
+            .ok_or_else(|| SchedulerError::Internal("job without stages".into()))
+    }
+
+    /// The DAG as text, for `EXPLAIN`.
+    pub fn display(&self) -> String {
+        let mut text = String::new();
+        for stage in self.stages.iter().rev() {
+            let inputs = if stage.inputs.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", reads stages {}",
+                    stage
+                        .inputs
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            let _ = writeln!(
+                text,
+                "Stage {} ({} tasks{inputs}):",
+                stage.id,
+                stage.task_count()
+            );
+            let plan = displayable(stage.plan.as_ref() as &dyn ExecutionPlan)
+                .indent(false)
+                .to_string();
+            for line in plan.lines() {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+        text
+    }
+}
+
+/// Cuts plans into stages; see the module docs.
+#[derive(Debug, Default)]
+pub struct StagePlanner {
+    stages: Vec<Stage>,
+    job_id: String,
+}
+
+impl StagePlanner {
+    /// Plans `plan` as the stages of job `job_id`.
+    pub fn plan(job_id: &str, plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
+        let mut planner = Self {
+            stages: Vec::new(),
+            job_id: job_id.to_string(),
+        };
+        let plan = make_build_sides_safe(plan)?;
+        let root = planner.cut(plan)?;
+        planner.add_stage(root, None)?;
+        Ok(StageGraph {
+            stages: planner.stages,
+        })
+    }
+
+    fn cut(&mut self, plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        let children = plan
+            .children()
+            .into_iter()
+            .map(|child| self.cut(Arc::clone(child)))
+            .collect::<Result<Vec<_>>>()?;
+        let plan = if children.is_empty() {
+            plan
+        } else {
+            plan.with_new_children(children)?
+        };
+        let any = plan.as_any();
+        if let Some(repartition) = any.downcast_ref::<RepartitionExec>() {
+            let input = Arc::clone(repartition.input());
+            let ordering = input.output_ordering().cloned();
+            let partitioning = repartition.partitioning().clone();
+            let count = partitioning.partition_count();
+            let stage_id = self.add_stage(input, Some(partitioning.clone()))?;
+            let reader: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReaderExec::try_new(
+                stage_id,
+                plan.schema(),
+                partitioning,
+                None,
+                vec![Vec::new(); count],
+                false,
+            )?);
+            // A sort-preserving exchange merges its inputs in order; files read one after
+            // another don't, so sort each partition again.
+            return Ok(match (repartition.preserve_order(), ordering) {
+                (true, Some(ordering)) => Arc::new(
+                    SortExec::new(ordering, reader).with_preserve_partitioning(true),
+                ),
+                _ => reader,
+            });
+        }
+        let merges = any.is::<CoalescePartitionsExec>() || any.is::<SortPreservingMergeExec>();
+        if merges {
+            let input = Arc::clone(plan.children()[0]);
+            let count = input.output_partitioning().partition_count();
+            if count <= 1 {
+                return Ok(plan);
+            }
+            let ordering = if any.is::<SortPreservingMergeExec>() {
+                input.output_ordering().cloned()
+            } else {
+                None
+            };
+            let stage_id = self.add_stage(Arc::clone(&input), None)?;
+            let reader = Arc::new(ShuffleReaderExec::try_new(
+                stage_id,
+                input.schema(),
+                datafusion::physical_expr::Partitioning::UnknownPartitioning(count),
+                ordering,
+                vec![Vec::new(); count],
+                false,
+            )?);
+            return Ok(plan.with_new_children(vec![reader])?);
+        }
+        Ok(plan)
+    }
+
+    fn add_stage(
+        &mut self,
+        input: Arc<dyn ExecutionPlan>,
+        partitioning: Option<Partitioning>,
+    ) -> Result<usize> {
+        let id = self.stages.len();
+        let tasks = input.output_partitioning().partition_count();
+        let input = if tasks > 1 {
+            mark_broadcasts(input)?
+        } else {
+            input
+        };
+        let mut inputs = BTreeSet::new();
+        collect_reader_stages(&input, &mut inputs);
+        let plan = Arc::new(ShuffleWriterExec::try_new(
+            input,
+            self.job_id.clone(),
+            id,
+            partitioning,
+        )?);
+        self.stages.push(Stage {
+            id,
+            plan,
+            inputs: inputs.into_iter().collect(),
+        });
+        Ok(id)
+    }
+}
+
+fn collect_reader_stages(plan: &Arc<dyn ExecutionPlan>, stages: &mut BTreeSet<usize>) {
+    if let Some(reader) = plan.as_any().downcast_ref::<ShuffleReaderExec>() {
+        stages.insert(reader.stage_id());
+    }
+    for child in plan.children() {
+        collect_reader_stages(child, stages);
+    }
+}
+
+/// Marks readers directly under a merge as broadcast: in a stage of several tasks, each task
+/// reads all of them.
+fn mark_broadcasts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let is_merge = plan.as_any().is::<CoalescePartitionsExec>()
+        || plan.as_any().is::<SortPreservingMergeExec>();
+    let children = plan.children();
+    if children.is_empty() {
+        return Ok(plan);
+    }
+    let mut new_children = Vec::with_capacity(children.len());
+    for child in children {
+        let new_child = match child.as_any().downcast_ref::<ShuffleReaderExec>() {
+            Some(reader) if is_merge => {
+                Arc::new(reader.with_locations(reader.locations().to_vec())?.into_broadcast()?)
+                    as Arc<dyn ExecutionPlan>
+            }
+            _ => mark_broadcasts(Arc::clone(child))?,
+        };
+        new_children.push(new_child);
+    }
+    Ok(plan.with_new_children(new_children)?)
+}
+
+/// Join types whose `CollectLeft` form emits build-side rows that no probe row matched; they
+/// are only right when one hash table sees every probe partition.
+fn emits_unmatched_build_rows(join_type: &JoinType) -> bool {
+    matches!(
+        join_type,
+        JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark
+    )
+}
+
+/// Re-plans joins that would be wrong with one build-side copy per task; see the module docs.
+fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    let children = plan
+        .children()
+        .into_iter()
+        .map(|child| make_build_sides_safe(Arc::clone(child)))
+        .collect::<Result<Vec<_>>>()?;
+    let plan = if children.is_empty() {
+        plan
+    } else {
+        plan.with_new_children(children)?
+    };
+    if let Some(join) = plan.as_any().downcast_ref::<HashJoinExec>() {
+        let probe_partitions = join.right().output_partitioning().partition_count();
+        if *join.partition_mode() == PartitionMode::CollectLeft
+            && probe_partitions > 1
+            && emits_unmatched_build_rows(join.join_type())
+        {
+            if join.null_aware {
+                // NOT IN semantics need every probe row in one place: run the join as one task.
+                let probe = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
+                let build = Arc::clone(join.left());
+                return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
+            }
+            let build = match join
+                .left()
+                .as_any()
+                .downcast_ref::<CoalescePartitionsExec>()
+            {
+                Some(coalesce) => Arc::clone(coalesce.input()),
+                None => Arc::clone(join.left()),
+            };
+            let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
+                .on()
+                .iter()
+                .map(|(l, r)| (Arc::clone(l), Arc::clone(r)))
+                .unzip();
+            let left = Arc::new(RepartitionExec::try_new(
+                build,
+                Partitioning::Hash(left_keys, probe_partitions),
+            )?);
+            let right = Arc::new(RepartitionExec::try_new(
+                Arc::clone(join.right()),
+                Partitioning::Hash(right_keys, probe_partitions),
+            )?);
+            return Ok(join
+                .builder()
+                .with_partition_mode(PartitionMode::Partitioned)
+                .with_new_children(vec![left, right])?
+                .reset_state()
+                .recompute_properties()
+                .build_exec()?);
+        }
+    }
+    if let Some(join) = plan.as_any().downcast_ref::<NestedLoopJoinExec>()
+        && emits_unmatched_build_rows(join.join_type())
+        && join.right().output_partitioning().partition_count() > 1
+    {
+        let probe = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
+        let build = Arc::clone(join.left());
+        return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
+    }
+    Ok(plan)
+}
+
+/// Input locations of one reader: `locations[p]` are the files of its partition `p`.
+pub type ReaderLocations = Vec<Vec<ShuffleLocation>>;
+
+/// The plan of task `partition` of `stage`: readers resolved through `locations_of` (by input
+/// stage id) and everything trimmed to the files this partition reads.
+pub fn task_plan(
+    stage: &Stage,
+    partition: usize,
+    locations_of: &dyn Fn(usize) -> Result<ReaderLocations>,
+    runtime: &RuntimeEnv,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let input = Arc::clone(stage.plan.input());
+    let input = resolve_and_trim(input, &BTreeSet::from([partition]), locations_of, runtime)?;
+    let root: Arc<dyn ExecutionPlan> = Arc::clone(&stage.plan) as _;
+    Ok(root.with_new_children(vec![input])?)
+}
+
+fn resolve_and_trim(
+    plan: Arc<dyn ExecutionPlan>,
+    needed: &BTreeSet<usize>,
+    locations_of: &dyn Fn(usize) -> Result<ReaderLocations>,
+    runtime: &RuntimeEnv,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let any = plan.as_any();
+    if let Some(reader) = any.downcast_ref::<ShuffleReaderExec>() {
+        let all = locations_of(reader.stage_id())?;
+        if all.len() != reader.locations().len() {
+            return Err(SchedulerError::Internal(format!(
+                "stage {} produced {} partitions, its reader expects {}",
+                reader.stage_id(),
+                all.len(),
+                reader.locations().len()
+            )));
+        }
+        let kept = all
+            .into_iter()
+            .enumerate()
+            .map(|(p, files)| if needed.contains(&p) { files } else { Vec::new() })
+            .collect();
+        return Ok(Arc::new(reader.with_locations(kept)?));
+    }
+    if let Some(scan) = any.downcast_ref::<IcebergScanExec>() {
+        let mut spec = scan.spec().clone();
+        for (p, group) in spec.file_groups.iter_mut().enumerate() {
+            if !needed.contains(&p) {
+                group.clear();
+            }
+        }
+        return Ok(Arc::new(IcebergScanExec::try_new(spec, runtime)?));
+    }
+    let children = plan.children();
+    if children.is_empty() {
+        return Ok(plan);
+    }
+    let output_partitions = plan.output_partitioning().partition_count();
+    let mut offset = 0;
+    let mut new_children = Vec::with_capacity(children.len());
+    for child in children {
+        let child_partitions = child.output_partitioning().partition_count();
+        let child_needed: BTreeSet<usize> = if any.is::<UnionExec>() {
+            // Union concatenates its inputs' partitions.
+            let range = offset..offset + child_partitions;
+            offset += child_partitions;
+            needed
+                .iter()
+                .filter(|p| range.contains(p))
+                .map(|p| p - range.start)
+                .collect()
+        } else if child_partitions == output_partitions {
+            needed.clone()
+        } else {
+            (0..child_partitions).collect()
+        };
+        new_children.push(resolve_and_trim(
+            Arc::clone(child),
+            &child_needed,
+            locations_of,
+            runtime,
+        )?);
+    }
+    Ok(plan.with_new_children(new_children)?)
+}

@@ -1,0 +1,724 @@
+//! `ClusterState`: the executors the scheduler knows and the jobs it runs on them.
+//!
+//! One lock guards everything and is never held across an `.await`; every change (a job
+//! submitted, a task reported, an executor joining or lost) ends in [`ClusterState::schedule`],
+//! which binds runnable tasks to free slots and sends them (push: the scheduler knows every
+//! slot, so a stage starts the moment its inputs are done, and cancellation uses the same
+//! channel). A stage is runnable when all its input stages have finished.
+//!
+//! Retries are not attempted: a failed task fails its job with the executor's message, and an
+//! executor that stops sending heartbeats fails the jobs that had tasks or data on it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
+use floe_core::codec::FloePhysicalCodec;
+use floe_core::proto::executor_control_client::ExecutorControlClient;
+use floe_core::proto::task_status_report::Result as TaskResult;
+use floe_core::proto::{
+    CancelJobRequest, LaunchTaskRequest, QueryProgress, RemoveJobDataRequest, TaskId,
+    TaskMetrics, TaskStatusReport,
+};
+use floe_core::shuffle::ShuffleLocation;
+use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::error::{Result, SchedulerError};
+use crate::planner::{ReaderLocations, Stage, StageGraph, task_plan};
+
+/// How often executors send heartbeats.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An executor silent for this long is considered lost.
+pub const EXECUTOR_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most jobs kept at once (running, or finished with results not yet read).
+pub const MAX_ACTIVE_JOBS: usize = 1024;
+
+/// How a job ended (or that it hasn't).
+#[derive(Debug, Clone)]
+pub enum JobOutcome {
+    /// Still running.
+    Running,
+    /// All stages done; the result is in the final stage's files.
+    Succeeded(Arc<JobResult>),
+    /// A task failed or an executor was lost.
+    Failed(String),
+    /// Cancelled by the client.
+    Cancelled,
+}
+
+/// What a finished job leaves: where its result is, and what each stage did.
+#[derive(Debug)]
+pub struct JobResult {
+    /// Files of the final stage, in partition order.
+    pub result_files: Vec<ShuffleLocation>,
+    /// Per stage: id, tasks, rows and bytes written, wall time.
+    pub stages: Vec<StageSummary>,
+}
+
+/// What one stage did, for `EXPLAIN ANALYZE`.
+#[derive(Debug, Clone)]
+pub struct StageSummary {
+    /// Stage id.
+    pub stage_id: usize,
+    /// Tasks run.
+    pub tasks: usize,
+    /// Rows written to shuffle.
+    pub output_rows: u64,
+    /// Arrow IPC bytes written to shuffle.
+    pub output_bytes: u64,
+    /// Rows read from shuffle inputs.
+    pub input_rows: u64,
+    /// From the first task's launch to the last task's report.
+    pub elapsed: Duration,
+    /// Executors that ran its tasks.
+    pub executors: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct ExecutorSlot {
+    address: String,
+    slots: usize,
+    free: usize,
+    last_seen: Instant,
+    client: ExecutorControlClient<Channel>,
+}
+
+#[derive(Debug, Clone)]
+enum TaskState {
+    Pending,
+    Running {
+        executor_id: String,
+    },
+    Done {
+        executor_id: String,
+        outputs: Vec<floe_core::proto::ShuffleOutput>,
+        metrics: TaskMetrics,
+    },
+}
+
+#[derive(Debug)]
+struct StageRun {
+    stage: Stage,
+    tasks: Vec<TaskState>,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
+impl StageRun {
+    fn is_done(&self) -> bool {
+        self.tasks.iter().all(|t| matches!(t, TaskState::Done { .. }))
+    }
+}
+
+struct Job {
+    query_id: Option<String>,
+    stages: Vec<StageRun>,
+    runtime: Arc<RuntimeEnv>,
+    session_options: HashMap<String, String>,
+    outcome: watch::Sender<JobOutcome>,
+    executors_used: BTreeSet<String>,
+}
+
+impl Job {
+    fn is_running(&self) -> bool {
+        matches!(*self.outcome.borrow(), JobOutcome::Running)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    executors: BTreeMap<String, ExecutorSlot>,
+    jobs: BTreeMap<String, Job>,
+}
+
+/// Executors and jobs; see the module docs.
+#[derive(Default)]
+pub struct ClusterState {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for ClusterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterState").finish_non_exhaustive()
+    }
+}
+
+/// A task bound to an executor, to be sent once the lock is released.
+struct Launch {
+    job_id: String,
+    executor_id: String,
+    address: String,
+    client: ExecutorControlClient<Channel>,
+    request: LaunchTaskRequest,
+}
+
+impl ClusterState {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent-enough state for the read-mostly
+        // uses that follow; recovering beats taking the whole scheduler down.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds (or refreshes) an executor.
+    pub fn register_executor(self: &Arc<Self>, executor_id: &str, address: &str, slots: usize) -> Result<()> {
+        let channel = channel_to(address)?;
+        let client = ExecutorControlClient::new(channel)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        let slots = slots.max(1);
+        {
+            let mut inner = self.lock();
+            let running = inner
+                .jobs
+                .values()
+                .flat_map(|job| job.stages.iter())
+                .flat_map(|stage| stage.tasks.iter())
+                .filter(|task| matches!(task, TaskState::Running { executor_id: e } if e == executor_id))
+                .count();
+            inner.executors.insert(
+                executor_id.to_string(),
+                ExecutorSlot {
+                    address: address.to_string(),
+                    slots,
+                    free: slots.saturating_sub(running),
+                    last_seen: Instant::now(),
+                    client,
+                },
+            );
+        }
+        log::info!("executor {executor_id} registered at {address} with {slots} slots");
+        self.schedule();
+        Ok(())
+    }
+
+    /// Records a heartbeat; `false` when the executor is unknown (it must register again).
+    pub fn heartbeat(&self, executor_id: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.executors.get_mut(executor_id) {
+            Some(executor) => {
+                executor.last_seen = Instant::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Executors that have not sent a heartbeat within [`EXECUTOR_TIMEOUT`] are removed and
+    /// their jobs failed.
+    pub fn expire_executors(self: &Arc<Self>) {
+        let lost: Vec<(String, String)> = {
+            let inner = self.lock();
+            inner
+                .executors
+                .iter()
+                .filter(|(_, e)| e.last_seen.elapsed() > EXECUTOR_TIMEOUT)
+                .map(|(id, e)| (id.clone(), e.address.clone()))
+                .collect()
+        };
+        for (executor_id, address) in lost {
+            self.executor_lost(
+                &executor_id,
+                &format!(
+                    "executor {executor_id} at {address} was lost (no heartbeat for {} s)",
+                    EXECUTOR_TIMEOUT.as_secs()
+                ),
+            );
+        }
+    }
+
+    fn executor_lost(self: &Arc<Self>, executor_id: &str, reason: &str) {
+        let failed: Vec<String> = {
+            let mut inner = self.lock();
+            if inner.executors.remove(executor_id).is_none() {
+                return;
+            }
+            log::warn!("{reason}");
+            inner
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.is_running() && job.executors_used.contains(executor_id))
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for job_id in failed {
+            self.fail_job(&job_id, reason.to_string());
+        }
+        self.schedule();
+    }
+
+    /// Number of registered executors and their total slots.
+    pub fn capacity(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (
+            inner.executors.len(),
+            inner.executors.values().map(|e| e.slots).sum(),
+        )
+    }
+
+    /// Starts a job; the receiver reports how it ends.
+    pub fn submit(
+        self: &Arc<Self>,
+        job_id: &str,
+        query_id: Option<String>,
+        graph: StageGraph,
+        runtime: Arc<RuntimeEnv>,
+        session_options: HashMap<String, String>,
+    ) -> Result<watch::Receiver<JobOutcome>> {
+        let (sender, receiver) = watch::channel(JobOutcome::Running);
+        {
+            let mut inner = self.lock();
+            if inner.executors.is_empty() {
+                return Err(SchedulerError::NoExecutors);
+            }
+            if inner.jobs.len() >= MAX_ACTIVE_JOBS {
+                return Err(SchedulerError::InvalidRequest(format!(
+                    "the scheduler already runs {MAX_ACTIVE_JOBS} jobs; try again later"
+                )));
+            }
+            let stages = graph
+                .stages
+                .into_iter()
+                .map(|stage| StageRun {
+                    tasks: vec![TaskState::Pending; stage.task_count()],
+                    stage,
+                    started: None,
+                    finished: None,
+                })
+                .collect();
+            inner.jobs.insert(
+                job_id.to_string(),
+                Job {
+                    query_id,
+                    stages,
+                    runtime,
+                    session_options,
+                    outcome: sender,
+                    executors_used: BTreeSet::new(),
+                },
+            );
+        }
+        self.schedule();
+        Ok(receiver)
+    }
+
+    /// Binds runnable tasks to free slots and sends them.
+    pub fn schedule(self: &Arc<Self>) {
+        let mut launches = Vec::new();
+        let mut failures = Vec::new();
+        {
+            let mut inner = self.lock();
+            let Inner { executors, jobs } = &mut *inner;
+            'jobs: for (job_id, job) in jobs.iter_mut() {
+                if !job.is_running() {
+                    continue;
+                }
+                for stage_index in 0..job.stages.len() {
+                    let runnable = job.stages[stage_index]
+                        .stage
+                        .inputs
+                        .iter()
+                        .all(|input| job.stages.get(*input).is_some_and(StageRun::is_done));
+                    if !runnable {
+                        continue;
+                    }
+                    for partition in 0..job.stages[stage_index].tasks.len() {
+                        if !matches!(job.stages[stage_index].tasks[partition], TaskState::Pending)
+                        {
+                            continue;
+                        }
+                        let Some(executor_id) = executors
+                            .iter()
+                            .filter(|(_, e)| e.free > 0)
+                            .max_by_key(|(_, e)| e.free)
+                            .map(|(id, _)| id.clone())
+                        else {
+                            break 'jobs;
+                        };
+                        let request =
+                            match build_launch(job_id, job, executors, stage_index, partition) {
+                                Ok(request) => request,
+                                Err(err) => {
+                                    failures.push((job_id.clone(), err.to_string()));
+                                    continue 'jobs;
+                                }
+                            };
+                        let Some(executor) = executors.get_mut(&executor_id) else {
+                            break 'jobs;
+                        };
+                        executor.free -= 1;
+                        job.executors_used.insert(executor_id.clone());
+                        let stage = &mut job.stages[stage_index];
+                        stage.started.get_or_insert_with(Instant::now);
+                        stage.tasks[partition] = TaskState::Running {
+                            executor_id: executor_id.clone(),
+                        };
+                        launches.push(Launch {
+                            job_id: job_id.clone(),
+                            executor_id: executor_id.clone(),
+                            address: executor.address.clone(),
+                            client: executor.client.clone(),
+                            request,
+                        });
+                    }
+                }
+            }
+        }
+        for (job_id, message) in failures {
+            self.fail_job(&job_id, message);
+        }
+        for launch in launches {
+            self.send_launch(launch);
+        }
+    }
+
+    fn send_launch(self: &Arc<Self>, launch: Launch) {
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
+            let Launch {
+                job_id,
+                executor_id,
+                address,
+                mut client,
+                request,
+            } = launch;
+            let task = request.task.clone().unwrap_or_default();
+            if let Err(status) = client.launch_task(request).await {
+                state.dispatch_failed(
+                    &job_id,
+                    &task,
+                    &executor_id,
+                    &format!(
+                        "executor {executor_id} at {address} is unreachable: {}",
+                        status.message()
+                    ),
+                );
+            }
+        });
+    }
+
+    /// A task could not be handed to its executor: that executor is gone. The task never
+    /// started, so it goes back to pending for another executor; jobs that had other work on
+    /// the lost executor fail.
+    fn dispatch_failed(self: &Arc<Self>, job_id: &str, task: &TaskId, executor_id: &str, reason: &str) {
+        {
+            let mut inner = self.lock();
+            if let Some(job) = inner.jobs.get_mut(job_id)
+                && let Some(stage) = job.stages.get_mut(task.stage_id as usize)
+                && let Some(slot) = stage.tasks.get_mut(task.partition as usize)
+                && matches!(slot, TaskState::Running { executor_id: e } if e == executor_id)
+            {
+                *slot = TaskState::Pending;
+                let still_used = job.stages.iter().flat_map(|s| s.tasks.iter()).any(|t| match t {
+                    TaskState::Running { executor_id: e } | TaskState::Done { executor_id: e, .. } => {
+                        e == executor_id
+                    }
+                    TaskState::Pending => false,
+                });
+                if !still_used {
+                    job.executors_used.remove(executor_id);
+                }
+            }
+        }
+        self.executor_lost(executor_id, reason);
+    }
+
+    /// Applies a task's report.
+    pub fn task_status(self: &Arc<Self>, report: TaskStatusReport) {
+        let Some(task) = report.task else {
+            return;
+        };
+        let mut failure = None;
+        {
+            let mut inner = self.lock();
+            let Inner { executors, jobs } = &mut *inner;
+            if let Some(executor) = executors.get_mut(&report.executor_id) {
+                executor.free = (executor.free + 1).min(executor.slots);
+            }
+            let Some(job) = jobs.get_mut(&task.job_id) else {
+                return;
+            };
+            if !job.is_running() {
+                return;
+            }
+            let stage_id = task.stage_id as usize;
+            let partition = task.partition as usize;
+            let Some(stage) = job.stages.get_mut(stage_id) else {
+                return;
+            };
+            match report.result {
+                Some(TaskResult::Success(success)) => {
+                    if let Some(slot) = stage.tasks.get_mut(partition) {
+                        *slot = TaskState::Done {
+                            executor_id: report.executor_id.clone(),
+                            outputs: success.outputs,
+                            metrics: success.metrics.unwrap_or_default(),
+                        };
+                    }
+                    if stage.is_done() {
+                        stage.finished = Some(Instant::now());
+                    }
+                    if job.stages.iter().all(StageRun::is_done) {
+                        match job_result(job, executors) {
+                            Ok(result) => {
+                                job.outcome
+                                    .send_replace(JobOutcome::Succeeded(Arc::new(result)));
+                            }
+                            Err(err) => failure = Some(err.to_string()),
+                        }
+                    }
+                }
+                Some(TaskResult::Failure(message)) => {
+                    failure = Some(format!(
+                        "task {partition} of stage {stage_id} failed on executor {}: {message}",
+                        report.executor_id
+                    ));
+                }
+                Some(TaskResult::Cancelled(_)) | None => {}
+            }
+        }
+        if let Some(message) = failure {
+            self.fail_job(&task.job_id, message);
+        }
+        self.schedule();
+    }
+
+    /// Ends a running job with an error and stops its other tasks.
+    pub fn fail_job(&self, job_id: &str, message: String) {
+        self.stop_job(job_id, JobOutcome::Failed(message));
+    }
+
+    /// Cancels a running job.
+    pub fn cancel_job(&self, job_id: &str) {
+        self.stop_job(job_id, JobOutcome::Cancelled);
+    }
+
+    fn stop_job(&self, job_id: &str, outcome: JobOutcome) {
+        let targets = {
+            let inner = self.lock();
+            let Some(job) = inner.jobs.get(job_id) else {
+                return;
+            };
+            if !job.is_running() {
+                return;
+            }
+            if let JobOutcome::Failed(message) = &outcome {
+                log::warn!("job {job_id} failed: {message}");
+            }
+            job.outcome.send_replace(outcome);
+            executor_clients(&inner, &job.executors_used)
+        };
+        for (mut client, _) in targets {
+            let request = CancelJobRequest {
+                job_id: job_id.to_string(),
+            };
+            tokio::spawn(async move {
+                let _ = client.cancel_job(request).await;
+            });
+        }
+    }
+
+    /// Forgets a job whose result has been read (or abandoned) and deletes its files.
+    pub fn finish_job(&self, job_id: &str) {
+        let targets = {
+            let mut inner = self.lock();
+            let Some(job) = inner.jobs.remove(job_id) else {
+                return;
+            };
+            if job.is_running() {
+                job.outcome.send_replace(JobOutcome::Cancelled);
+            }
+            executor_clients(&inner, &job.executors_used)
+        };
+        for (mut client, _) in targets {
+            let cancel = CancelJobRequest {
+                job_id: job_id.to_string(),
+            };
+            let remove = RemoveJobDataRequest {
+                job_id: job_id.to_string(),
+            };
+            tokio::spawn(async move {
+                let _ = client.cancel_job(cancel).await;
+                let _ = client.remove_job_data(remove).await;
+            });
+        }
+    }
+
+    /// Progress of every job of a query; `None` for an unknown query.
+    pub fn query_progress(&self, query_id: &str) -> Option<QueryProgress> {
+        let inner = self.lock();
+        let mut progress = QueryProgress {
+            query_id: query_id.to_string(),
+            ..Default::default()
+        };
+        let mut found = false;
+        for job in inner
+            .jobs
+            .values()
+            .filter(|job| job.query_id.as_deref() == Some(query_id))
+        {
+            found = true;
+            for stage in &job.stages {
+                progress.stages_total += 1;
+                progress.stages_done += u32::from(stage.is_done());
+                for task in &stage.tasks {
+                    progress.tasks_total += 1;
+                    match task {
+                        TaskState::Done { .. } => progress.tasks_done += 1,
+                        TaskState::Running { .. } => progress.tasks_running += 1,
+                        TaskState::Pending => {}
+                    }
+                }
+            }
+        }
+        found.then_some(progress)
+    }
+
+    /// Running jobs of a query.
+    pub fn jobs_of_query(&self, query_id: &str) -> Vec<String> {
+        let inner = self.lock();
+        inner
+            .jobs
+            .iter()
+            .filter(|(_, job)| job.query_id.as_deref() == Some(query_id))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+fn executor_clients(
+    inner: &Inner,
+    ids: &BTreeSet<String>,
+) -> Vec<(ExecutorControlClient<Channel>, String)> {
+    ids.iter()
+        .filter_map(|id| inner.executors.get(id))
+        .map(|e| (e.client.clone(), e.address.clone()))
+        .collect()
+}
+
+/// The files stage `stage_id` wrote, by output partition, for the readers of its consumers.
+fn stage_locations(
+    job: &Job,
+    executors: &BTreeMap<String, ExecutorSlot>,
+    stage_id: usize,
+) -> Result<ReaderLocations> {
+    let stage = job
+        .stages
+        .get(stage_id)
+        .ok_or_else(|| SchedulerError::Internal(format!("no stage {stage_id}")))?;
+    let partitioned = stage.stage.plan.partitioning().is_some();
+    let outputs = stage.stage.plan.output_partition_count();
+    let partitions = if partitioned { outputs } else { stage.tasks.len() };
+    let mut locations: ReaderLocations = vec![Vec::new(); partitions];
+    for (map_partition, task) in stage.tasks.iter().enumerate() {
+        let TaskState::Done {
+            executor_id,
+            outputs,
+            ..
+        } = task
+        else {
+            return Err(SchedulerError::Internal(format!(
+                "stage {stage_id} read before it finished"
+            )));
+        };
+        let address = executors
+            .get(executor_id)
+            .map(|e| e.address.clone())
+            .ok_or_else(|| {
+                SchedulerError::JobFailed(format!(
+                    "executor {executor_id}, which holds output of stage {stage_id}, is gone"
+                ))
+            })?;
+        for output in outputs {
+            let target = if partitioned {
+                output.output_partition as usize
+            } else {
+                map_partition
+            };
+            if let Some(slot) = locations.get_mut(target) {
+                slot.push(ShuffleLocation {
+                    executor_id: executor_id.clone(),
+                    address: address.clone(),
+                    path: output.path.clone(),
+                    rows: output.rows,
+                    bytes: output.bytes,
+                });
+            }
+        }
+    }
+    Ok(locations)
+}
+
+fn build_launch(
+    job_id: &str,
+    job: &Job,
+    executors: &BTreeMap<String, ExecutorSlot>,
+    stage_index: usize,
+    partition: usize,
+) -> Result<LaunchTaskRequest> {
+    let stage = &job.stages[stage_index].stage;
+    let locations_of = |input: usize| stage_locations(job, executors, input);
+    let plan = task_plan(stage, partition, &locations_of, &job.runtime)?;
+    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &FloePhysicalCodec)?;
+    Ok(LaunchTaskRequest {
+        task: Some(TaskId {
+            job_id: job_id.to_string(),
+            stage_id: stage.id as u32,
+            partition: partition as u32,
+        }),
+        plan: bytes.to_vec(),
+        session_options: job.session_options.clone(),
+    })
+}
+
+fn job_result(job: &Job, executors: &BTreeMap<String, ExecutorSlot>) -> Result<JobResult> {
+    let final_stage = job
+        .stages
+        .last()
+        .ok_or_else(|| SchedulerError::Internal("job without stages".into()))?;
+    let result_files = stage_locations(job, executors, final_stage.stage.id)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let stages = job
+        .stages
+        .iter()
+        .map(|run| {
+            let mut summary = StageSummary {
+                stage_id: run.stage.id,
+                tasks: run.tasks.len(),
+                output_rows: 0,
+                output_bytes: 0,
+                input_rows: 0,
+                elapsed: match (run.started, run.finished) {
+                    (Some(start), Some(end)) => end.duration_since(start),
+                    _ => Duration::ZERO,
+                },
+                executors: BTreeSet::new(),
+            };
+            for task in &run.tasks {
+                if let TaskState::Done {
+                    executor_id,
+                    metrics,
+                    ..
+                } = task
+                {
+                    summary.output_rows += metrics.output_rows;
+                    summary.output_bytes += metrics.output_bytes;
+                    summary.input_rows += metrics.shuffle_read_rows;
+                    summary.executors.insert(executor_id.clone());
+                }
+            }
+            summary
+        })
+        .collect();
+    Ok(JobResult {
+        result_files,
+        stages,
+    })
+}
