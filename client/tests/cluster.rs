@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
@@ -140,11 +144,37 @@ async fn fetch(
     Ok(batches)
 }
 
-/// Rows as text, one string per row.
+/// Rows as text, one string per row; floats rounded to 6 decimals, since a distributed sum
+/// adds in another order.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Float64 | DataType::Float32 => {
+                    let values = cast(c, &DataType::Float64).unwrap();
+                    let values = values.as_primitive::<Float64Type>();
+                    Arc::new(StringArray::from_iter(
+                        values.iter().map(|v| v.map(|v| format!("{v:.6}"))),
+                    )) as ArrayRef
+                }
+                _ => Arc::clone(c),
+            })
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+                    .collect::<Vec<_>>(),
+            )),
+            columns,
+        )
+        .unwrap();
         let formatters: Vec<_> = batch
             .columns()
             .iter()
@@ -304,7 +334,9 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
     assert!(err.contains("nowhere"), "{err}");
 
     // A query cancelled through Flight SQL stops; the scheduler serves the next one.
-    let slow = "SELECT count(*) FROM sales a JOIN sales b ON a.store = b.store";
+    // Seconds of CPU even in an optimized build: 133M joined rows through a filter.
+    let slow = "SELECT count(*) FROM sales a JOIN sales b ON a.store = b.store \
+                WHERE (a.amount * b.amount) % 7 > 3 AND (a.id * b.id) % 11 <> 0";
     let info = client.execute(slow.to_string(), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cancel = CancelFlightInfoRequest {
