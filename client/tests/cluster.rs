@@ -307,6 +307,31 @@ async fn distributed_results_match_single_process_datafusion() {
     drop(cluster.executors);
 }
 
+/// Waits until the query's tasks are running on the executors (via `floe.query_progress`).
+async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) {
+    let ticket = &info.endpoint[0].ticket.as_ref().unwrap().ticket;
+    let any = arrow_flight::sql::Any::decode(ticket.clone()).unwrap();
+    let handle = any.unpack::<TicketStatementQuery>().unwrap().unwrap().statement_handle;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let results: Vec<_> = client
+            .do_action(Action::new("floe.query_progress", handle.clone()))
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let progress = floe_core::proto::QueryProgress::decode(results[0].body.clone()).unwrap();
+        if progress.tasks_running >= 2 {
+            // Let the tasks get well into their work.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return;
+        }
+        assert!(Instant::now() < deadline, "tasks never started: {progress:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_and_a_dead_executor_fail_cleanly() {
     let mut cluster = start_cluster();
@@ -334,9 +359,10 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
     assert!(err.contains("nowhere"), "{err}");
 
     // A query cancelled through Flight SQL stops; the scheduler serves the next one.
-    // Seconds of CPU even in an optimized build: 133M joined rows through a filter.
+    // Long enough to be interrupted: over a billion joined rows through a filter.
     let slow = "SELECT count(*) FROM sales a JOIN sales b ON a.store = b.store \
-                WHERE (a.amount * b.amount) % 7 > 3 AND (a.id * b.id) % 11 <> 0";
+                CROSS JOIN generate_series(1, 10) g \
+                WHERE (a.amount * b.amount + g.value) % 7 > 3";
     let info = client.execute(slow.to_string(), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cancel = CancelFlightInfoRequest {
@@ -355,7 +381,7 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
 
     // An executor killed mid-query fails the query within seconds, naming the executor.
     let info = client.execute(slow.to_string(), None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for_running_tasks(&mut client, &info).await;
     let victim = cluster.executors.remove(0);
     drop(victim);
     let started = Instant::now();

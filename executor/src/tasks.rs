@@ -37,8 +37,22 @@ pub const REPORT_ATTEMPTS: usize = 3;
 /// Pause between report attempts.
 pub const REPORT_RETRY_DELAY: Duration = Duration::from_millis(200);
 
+/// The runtime tasks execute on: its own threads, one per slot, so CPU-bound operators never
+/// delay heartbeats, task launches or shuffle serving on the executor's main runtime.
+struct TaskRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for TaskRuntime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; an executor may be dropped inside async code.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// Runs tasks; see the module docs.
 pub struct TaskRunner {
+    task_runtime: TaskRuntime,
     executor_id: String,
     work_dir: PathBuf,
     slots: Arc<Semaphore>,
@@ -66,7 +80,14 @@ impl TaskRunner {
             .with_aggregate_functions(SessionStateDefaults::default_aggregate_functions())
             .with_window_functions(SessionStateDefaults::default_window_functions())
             .build();
+        let task_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(slots.max(1))
+            .thread_name("floe-task")
+            .enable_all()
+            .build()
+            .ok();
         Self {
+            task_runtime: TaskRuntime(task_runtime),
             env: Arc::new(ShuffleEnv::executor(executor_id.clone(), work_dir.clone())),
             executor_id,
             work_dir,
@@ -217,13 +238,17 @@ impl ExecutorControl for ControlHandle {
             let runner = Arc::clone(&runner);
             let task = task.clone();
             let slots = Arc::clone(&runner.slots);
-            tokio::spawn(async move {
+            let future = async move {
                 let _permit = slots
                     .acquire_owned()
                     .await
                     .map_err(|_| DataFusionError::Execution("executor is shutting down".into()))?;
                 runner.run_task(task, request.plan, request.session_options).await
-            })
+            };
+            match &self.0.task_runtime.0 {
+                Some(runtime) => runtime.spawn(future),
+                None => tokio::spawn(future),
+            }
         };
         let inner_abort = inner.abort_handle();
         let inner_id = inner_abort.id();
