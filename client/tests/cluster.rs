@@ -196,7 +196,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
 const SETUP: &[&str] = &[
     "SET datafusion.execution.target_partitions = 4",
     "CREATE TABLE items (item_id BIGINT, name VARCHAR, category VARCHAR)",
-    "INSERT INTO items SELECT value, 'item-' || value, CASE WHEN value % 10 = 0 THEN NULL ELSE 'cat-' || (value % 4) END FROM generate_series(0, 99)",
+    "INSERT INTO items SELECT value, 'item-' || value, CASE WHEN value % 10 = 0 THEN NULL ELSE 'cat-' || (value % 4) END FROM generate_series(0, 129)",
     "CREATE TABLE sales (id BIGINT, item_id BIGINT, store INT, amount DOUBLE) PARTITIONED BY (store)",
     "INSERT INTO sales SELECT value, value % 120, CAST(value % 3 AS INT), CAST(value % 1000 AS DOUBLE) / 10 FROM generate_series(1, 20000)",
     "INSERT INTO sales SELECT value, value % 97, CAST(value % 3 AS INT), CAST(value % 500 AS DOUBLE) FROM generate_series(20001, 40000)",
@@ -211,7 +211,8 @@ const QUERIES: &[(&str, bool)] = &[
     // Hash join of two large inputs, and a broadcast join of the small items table.
     ("SELECT a.store, count(*) FROM sales a JOIN sales b ON a.id = b.id + 1 GROUP BY a.store", false),
     ("SELECT i.category, count(*), sum(s.amount) FROM sales s JOIN items i ON s.item_id = i.item_id GROUP BY i.category", false),
-    // Outer joins whose build side is small (must not emit unmatched rows once per task).
+    // Outer joins whose build side is small: items 120..129 have no sales, and must not come
+    // out once per task.
     ("SELECT i.item_id, count(s.id) FROM items i LEFT JOIN sales s ON s.item_id = i.item_id GROUP BY i.item_id", false),
     ("SELECT count(*) FROM items i FULL JOIN sales s ON s.item_id = i.item_id", false),
     // Window functions.

@@ -117,6 +117,8 @@ impl StageRun {
 }
 
 struct Job {
+    /// Submission order.
+    seq: u64,
     query_id: Option<String>,
     stages: Vec<StageRun>,
     runtime: Arc<RuntimeEnv>,
@@ -135,6 +137,7 @@ impl Job {
 struct Inner {
     executors: BTreeMap<String, ExecutorSlot>,
     jobs: BTreeMap<String, Job>,
+    next_seq: u64,
 }
 
 /// Executors and jobs; see the module docs.
@@ -291,9 +294,12 @@ impl ClusterState {
                     finished: None,
                 })
                 .collect();
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
             inner.jobs.insert(
                 job_id.to_string(),
                 Job {
+                    seq,
                     query_id,
                     stages,
                     runtime,
@@ -313,11 +319,20 @@ impl ClusterState {
         let mut failures = Vec::new();
         {
             let mut inner = self.lock();
-            let Inner { executors, jobs } = &mut *inner;
-            'jobs: for (job_id, job) in jobs.iter_mut() {
-                if !job.is_running() {
+            let Inner {
+                executors, jobs, ..
+            } = &mut *inner;
+            // First come, first served: older jobs take free slots first.
+            let mut order: Vec<(u64, String)> = jobs
+                .iter()
+                .filter(|(_, job)| job.is_running())
+                .map(|(id, job)| (job.seq, id.clone()))
+                .collect();
+            order.sort();
+            'jobs: for (_, job_id) in &order {
+                let Some(job) = jobs.get_mut(job_id) else {
                     continue;
-                }
+                };
                 for stage_index in 0..job.stages.len() {
                     let runnable = job.stages[stage_index]
                         .stage
@@ -436,7 +451,9 @@ impl ClusterState {
         let mut failure = None;
         {
             let mut inner = self.lock();
-            let Inner { executors, jobs } = &mut *inner;
+            let Inner {
+                executors, jobs, ..
+            } = &mut *inner;
             if let Some(executor) = executors.get_mut(&report.executor_id) {
                 executor.free = (executor.free + 1).min(executor.slots);
             }
