@@ -14,7 +14,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
 use arrow_flight::{Action, CancelFlightInfoRequest, FlightInfo, Ticket};
@@ -147,7 +146,6 @@ async fn fetch(
 /// Rows as text, one string per row; floats rounded to 6 decimals, since a distributed sum
 /// adds in another order.
 fn rows(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
     let mut out = Vec::new();
     for batch in batches {
         let columns: Vec<_> = batch
@@ -175,19 +173,8 @@ fn rows(batches: &[RecordBatch]) -> Vec<String> {
             columns,
         )
         .unwrap();
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                formatters
-                    .iter()
-                    .map(|f| f.value(row).to_string())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-            );
+        for row in floe_core::text_rows::rows_as_text(&[batch]).unwrap() {
+            out.push(row.join(" | "));
         }
     }
     out

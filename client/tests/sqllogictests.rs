@@ -6,9 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use async_trait::async_trait;
@@ -82,31 +81,8 @@ impl sqllogictest::AsyncDB for ClusterDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let options = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let formatters: Vec<_> = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-                .collect();
-            for row in 0..batch.num_rows() {
-                rows.push(
-                    formatters
-                        .iter()
-                        .zip(batch.columns())
-                        .map(|(f, c)| {
-                            let text = f.value(row).to_string();
-                            if text.is_empty() && !c.is_null(row) {
-                                "(empty)".into()
-                            } else {
-                                text
-                            }
-                        })
-                        .collect(),
-                );
-            }
-        }
+        let rows = floe_core::text_rows::rows_as_text(&batches)
+            .map_err(|e| SltError(e.to_string()))?;
         Ok(DBOutput::Rows { types, rows })
     }
 

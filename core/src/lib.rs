@@ -44,6 +44,7 @@ pub mod iceberg;
 pub mod session;
 pub mod shuffle;
 pub mod sql_text;
+pub mod text_rows;
 
 /// The control-plane protocol (`proto/floe.proto`), generated at build time.
 #[allow(missing_docs, clippy::all)]

@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::Array;
 use arrow::datatypes::DataType;
-use arrow::util::display::{ArrayFormatter, FormatOptions};
 use async_trait::async_trait;
 use floe_core::{FloeConfig, FloeError, FloeSession};
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -44,31 +42,8 @@ impl sqllogictest::AsyncDB for FloeDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let options = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
-        for batch in &output.batches {
-            let formatters: Vec<_> = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-                .collect();
-            for row in 0..batch.num_rows() {
-                rows.push(
-                    formatters
-                        .iter()
-                        .zip(batch.columns())
-                        .map(|(f, c)| {
-                            let text = f.value(row).to_string();
-                            if text.is_empty() && !c.is_null(row) {
-                                "(empty)".into()
-                            } else {
-                                text
-                            }
-                        })
-                        .collect(),
-                );
-            }
-        }
+        let rows = floe_core::text_rows::rows_as_text(&output.batches)
+            .map_err(|e| FloeError::DataFusion(e.into()))?;
         Ok(DBOutput::Rows { types, rows })
     }
 
