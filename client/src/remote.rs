@@ -181,10 +181,8 @@ async fn fetch_all(
             .do_get(ticket)
             .await
             .map_err(|e| flight_message(&e))?;
-        let mut part: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| flight_message(&e))?;
+        let mut part: Vec<RecordBatch> =
+            stream.try_collect().await.map_err(|e| flight_message(&e))?;
         batches.append(&mut part);
     }
     Ok(batches)
@@ -217,11 +215,16 @@ async fn show_progress(mut client: FlightSqlServiceClient<Channel>, query_id: St
         let Ok(bodies) = results.try_collect::<Vec<_>>().await else {
             return;
         };
-        if let Some(progress) = bodies.first().and_then(|b| QueryProgress::decode(b.body.clone()).ok())
+        if let Some(progress) = bodies
+            .first()
+            .and_then(|b| QueryProgress::decode(b.body.clone()).ok())
         {
             bar.set_length(u64::from(progress.tasks_total));
             bar.set_position(u64::from(progress.tasks_done));
-            bar.set_message(format!("{}/{}", progress.stages_done, progress.stages_total));
+            bar.set_message(format!(
+                "{}/{}",
+                progress.stages_done, progress.stages_total
+            ));
         }
         bar.tick();
         tokio::time::sleep(PROGRESS_POLL_INTERVAL).await;

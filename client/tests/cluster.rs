@@ -55,7 +55,10 @@ fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
         .args(args)
         .current_dir(dir)
         .env_remove("FLOE_CONFIG")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -120,7 +123,10 @@ async fn client(address: &str) -> FlightSqlServiceClient<Channel> {
 }
 
 /// Runs `sql` over Flight SQL; returns the batches or the server's error message.
-async fn run(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<Vec<RecordBatch>, String> {
+async fn run(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, String> {
     let info = client
         .execute(sql.to_string(), None)
         .await
@@ -138,7 +144,12 @@ async fn fetch(
             .do_get(endpoint.ticket.clone().unwrap())
             .await
             .map_err(|e| e.to_string())?;
-        batches.extend(stream.try_collect::<Vec<_>>().await.map_err(|e| e.to_string())?);
+        batches.extend(
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| e.to_string())?,
+        );
     }
     Ok(batches)
 }
@@ -193,31 +204,85 @@ const SETUP: &[&str] = &[
 /// (query, whether its row order is defined)
 const QUERIES: &[(&str, bool)] = &[
     // Aggregations (partial + final over a hash shuffle).
-    ("SELECT store, count(*), sum(amount), min(id), max(id) FROM sales GROUP BY store", false),
-    ("SELECT count(DISTINCT item_id), avg(amount) FROM sales", false),
+    (
+        "SELECT store, count(*), sum(amount), min(id), max(id) FROM sales GROUP BY store",
+        false,
+    ),
+    (
+        "SELECT count(DISTINCT item_id), avg(amount) FROM sales",
+        false,
+    ),
     // Hash join of two large inputs, and a broadcast join of the small items table.
-    ("SELECT a.store, count(*) FROM sales a JOIN sales b ON a.id = b.id + 1 GROUP BY a.store", false),
-    ("SELECT i.category, count(*), sum(s.amount) FROM sales s JOIN items i ON s.item_id = i.item_id GROUP BY i.category", false),
+    (
+        "SELECT a.store, count(*) FROM sales a JOIN sales b ON a.id = b.id + 1 GROUP BY a.store",
+        false,
+    ),
+    (
+        "SELECT i.category, count(*), sum(s.amount) FROM sales s JOIN items i ON s.item_id = i.item_id GROUP BY i.category",
+        false,
+    ),
     // Outer joins whose build side is small: items 120..129 have no sales, and must not come
     // out once per task.
-    ("SELECT i.item_id, count(s.id) FROM items i LEFT JOIN sales s ON s.item_id = i.item_id GROUP BY i.item_id", false),
-    ("SELECT count(*) FROM items i FULL JOIN sales s ON s.item_id = i.item_id", false),
+    (
+        "SELECT i.item_id, count(s.id) FROM items i LEFT JOIN sales s ON s.item_id = i.item_id GROUP BY i.item_id",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM items i FULL JOIN sales s ON s.item_id = i.item_id",
+        false,
+    ),
     // Window functions.
-    ("SELECT store, id, row_number() OVER (PARTITION BY store ORDER BY amount DESC, id) AS rn FROM sales QUALIFY rn <= 3", false),
-    ("SELECT item_id, sum(amount) OVER (PARTITION BY item_id) AS total FROM sales WHERE id % 1000 = 0", false),
+    (
+        "SELECT store, id, row_number() OVER (PARTITION BY store ORDER BY amount DESC, id) AS rn FROM sales QUALIFY rn <= 3",
+        false,
+    ),
+    (
+        "SELECT item_id, sum(amount) OVER (PARTITION BY item_id) AS total FROM sales WHERE id % 1000 = 0",
+        false,
+    ),
     // ORDER BY / LIMIT.
-    ("SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 10", true),
-    ("SELECT item_id, count(*) AS n FROM sales GROUP BY item_id ORDER BY n DESC, item_id LIMIT 5", true),
+    (
+        "SELECT id, amount FROM sales ORDER BY amount DESC, id LIMIT 10",
+        true,
+    ),
+    (
+        "SELECT item_id, count(*) AS n FROM sales GROUP BY item_id ORDER BY n DESC, item_id LIMIT 5",
+        true,
+    ),
     // UNION, INTERSECT, EXCEPT (NULL keys must match across partitions).
-    ("SELECT item_id FROM sales WHERE store = 0 UNION SELECT item_id FROM items", false),
-    ("SELECT item_id, store FROM sales WHERE id < 100 UNION ALL SELECT item_id, 9 FROM items", false),
-    ("SELECT item_id FROM sales INTERSECT SELECT item_id FROM sales WHERE store = 1", false),
-    ("SELECT item_id FROM sales EXCEPT SELECT item_id FROM items", false),
+    (
+        "SELECT item_id FROM sales WHERE store = 0 UNION SELECT item_id FROM items",
+        false,
+    ),
+    (
+        "SELECT item_id, store FROM sales WHERE id < 100 UNION ALL SELECT item_id, 9 FROM items",
+        false,
+    ),
+    (
+        "SELECT item_id FROM sales INTERSECT SELECT item_id FROM sales WHERE store = 1",
+        false,
+    ),
+    (
+        "SELECT item_id FROM sales EXCEPT SELECT item_id FROM items",
+        false,
+    ),
     // Subqueries: IN, NOT IN, EXISTS, scalar.
-    ("SELECT count(*) FROM sales WHERE item_id IN (SELECT item_id FROM items WHERE category = 'cat-1')", false),
-    ("SELECT count(*) FROM items WHERE item_id NOT IN (SELECT item_id FROM sales WHERE store = 2 AND item_id IS NOT NULL)", false),
-    ("SELECT count(*) FROM items i WHERE EXISTS (SELECT 1 FROM sales s WHERE s.item_id = i.item_id AND s.amount > 99)", false),
-    ("SELECT id FROM sales WHERE amount > (SELECT avg(amount) * 3 FROM sales) ORDER BY id LIMIT 20", true),
+    (
+        "SELECT count(*) FROM sales WHERE item_id IN (SELECT item_id FROM items WHERE category = 'cat-1')",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM items WHERE item_id NOT IN (SELECT item_id FROM sales WHERE store = 2 AND item_id IS NOT NULL)",
+        false,
+    ),
+    (
+        "SELECT count(*) FROM items i WHERE EXISTS (SELECT 1 FROM sales s WHERE s.item_id = i.item_id AND s.amount > 99)",
+        false,
+    ),
+    (
+        "SELECT id FROM sales WHERE amount > (SELECT avg(amount) * 3 FROM sales) ORDER BY id LIMIT 20",
+        true,
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +290,9 @@ async fn distributed_results_match_single_process_datafusion() {
     let cluster = start_cluster();
     let mut client = client(&cluster.scheduler.address).await;
     for statement in SETUP {
-        run(&mut client, statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        run(&mut client, statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
 
     // The same warehouse, read by a single-process DataFusion session.
@@ -262,9 +329,12 @@ async fn distributed_results_match_single_process_datafusion() {
     assert!(analyzed.contains("executors=2"), "{analyzed}");
     assert!(analyzed.contains("bytes_shuffled="), "{analyzed}");
     let explained = rows(
-        &run(&mut client, "EXPLAIN SELECT store, count(*) FROM sales GROUP BY store")
-            .await
-            .unwrap(),
+        &run(
+            &mut client,
+            "EXPLAIN SELECT store, count(*) FROM sales GROUP BY store",
+        )
+        .await
+        .unwrap(),
     )
     .join("\n");
     assert!(explained.contains("Stage 1"), "{explained}");
@@ -282,7 +352,11 @@ async fn distributed_results_match_single_process_datafusion() {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(out.contains("| 40100 |"), "{out}");
 
     // Shuffle files are gone once results have been read.
@@ -290,7 +364,11 @@ async fn distributed_results_match_single_process_datafusion() {
     for i in 0..2 {
         let work = cluster.dir.path().join(format!("work-{i}"));
         let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
-        assert!(leftovers.is_empty(), "{} still holds {leftovers:?}", work.display());
+        assert!(
+            leftovers.is_empty(),
+            "{} still holds {leftovers:?}",
+            work.display()
+        );
     }
     drop(cluster.executors);
 }
@@ -299,7 +377,11 @@ async fn distributed_results_match_single_process_datafusion() {
 async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) {
     let ticket = &info.endpoint[0].ticket.as_ref().unwrap().ticket;
     let any = arrow_flight::sql::Any::decode(ticket.clone()).unwrap();
-    let handle = any.unpack::<TicketStatementQuery>().unwrap().unwrap().statement_handle;
+    let handle = any
+        .unpack::<TicketStatementQuery>()
+        .unwrap()
+        .unwrap()
+        .statement_handle;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let results: Vec<_> = client
@@ -310,12 +392,16 @@ async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, in
             .await
             .unwrap();
         let progress = floe_core::proto::QueryProgress::decode(results[0].body.clone()).unwrap();
-        if progress.tasks_running >= 2 {
+        // Three running tasks with two slots per executor: both executors are busy.
+        if progress.tasks_running >= 3 {
             // Let the tasks get well into their work.
             tokio::time::sleep(Duration::from_millis(300)).await;
             return;
         }
-        assert!(Instant::now() < deadline, "tasks never started: {progress:?}");
+        assert!(
+            Instant::now() < deadline,
+            "tasks never started: {progress:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -364,7 +450,11 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
         .await
         .unwrap();
     assert!(fetch(&mut client, &info).await.is_err());
-    let rows_now = rows(&run(&mut client, "SELECT count(*) FROM sales").await.unwrap());
+    let rows_now = rows(
+        &run(&mut client, "SELECT count(*) FROM sales")
+            .await
+            .unwrap(),
+    );
     assert_eq!(rows_now, vec!["20000"]);
 
     // An executor killed mid-query fails the query within seconds, naming the executor.
@@ -374,14 +464,21 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
     drop(victim);
     let started = Instant::now();
     let err = fetch(&mut client, &info).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(err.contains("executor"), "{err}");
 
     // The scheduler keeps serving, on the executor that is left.
     let rows_after = rows(
-        &run(&mut client, "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store")
-            .await
-            .unwrap(),
+        &run(
+            &mut client,
+            "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store",
+        )
+        .await
+        .unwrap(),
     );
     assert_eq!(rows_after, vec!["0 | 6666", "1 | 6667", "2 | 6667"]);
 }

@@ -81,8 +81,8 @@ impl sqllogictest::AsyncDB for ClusterDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        let rows = floe_core::text_rows::rows_as_text(&batches)
-            .map_err(|e| SltError(e.to_string()))?;
+        let rows =
+            floe_core::text_rows::rows_as_text(&batches).map_err(|e| SltError(e.to_string()))?;
         Ok(DBOutput::Rows { types, rows })
     }
 

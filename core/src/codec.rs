@@ -246,7 +246,11 @@ impl PhysicalExtensionCodec for FloePhysicalCodec {
 }
 
 impl FloePhysicalCodec {
-    fn decode_scan(&self, node: IcebergScanNode, ctx: &TaskContext) -> Result<Arc<dyn ExecutionPlan>> {
+    fn decode_scan(
+        &self,
+        node: IcebergScanNode,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         let schema_proto = node
             .table_schema
             .as_ref()
@@ -364,9 +368,14 @@ impl FloePhysicalCodec {
             .try_into()?;
         let schema = Arc::new(schema);
         let converter = DefaultPhysicalProtoConverter {};
-        let partitioning =
-            parse_protobuf_partitioning(node.partitioning.as_ref(), ctx, &schema, self, &converter)?
-                .ok_or_else(|| internal_datafusion_err!("shuffle reader without partitioning"))?;
+        let partitioning = parse_protobuf_partitioning(
+            node.partitioning.as_ref(),
+            ctx,
+            &schema,
+            self,
+            &converter,
+        )?
+        .ok_or_else(|| internal_datafusion_err!("shuffle reader without partitioning"))?;
         let ordering = LexOrdering::new(parse_physical_sort_exprs(
             &node.ordering,
             ctx,

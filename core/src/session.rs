@@ -17,8 +17,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, cast, col};
+use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use iceberg::spec::FormatVersion;
 use iceberg::{NamespaceIdent, TableCreation, TableIdent};
@@ -87,8 +87,14 @@ fn is_floe_statement(sql: &str) -> bool {
     matches!(
         (keyword(0), keyword(1)),
         ("USE", _)
-            | ("SHOW", "CATALOGS" | "SCHEMAS" | "DATABASES" | "NAMESPACES" | "TABLES")
-            | ("CREATE" | "DROP", "SCHEMA" | "DATABASE" | "NAMESPACE" | "TABLE")
+            | (
+                "SHOW",
+                "CATALOGS" | "SCHEMAS" | "DATABASES" | "NAMESPACES" | "TABLES"
+            )
+            | (
+                "CREATE" | "DROP",
+                "SCHEMA" | "DATABASE" | "NAMESPACE" | "TABLE"
+            )
             | ("CREATE", "OR")
     ) || (keyword(0), keyword(1), keyword(2)) == ("SHOW", "CREATE", "TABLE")
 }
@@ -262,7 +268,11 @@ impl FloeSession {
                 )]))),
                 None => output.schema,
             };
-            return Ok(Box::pin(MemoryStream::try_new(output.batches, schema, None)?));
+            return Ok(Box::pin(MemoryStream::try_new(
+                output.batches,
+                schema,
+                None,
+            )?));
         }
         let frame = match self.ctx.sql(sql).await {
             Ok(frame) => frame,

@@ -37,7 +37,9 @@ fn batches() -> (Arc<Schema>, Vec<RecordBatch>) {
                 Arc::clone(&schema),
                 vec![
                     Arc::new(Int64Array::from(ids.clone())),
-                    Arc::new(Float64Array::from_iter_values(ids.iter().map(|i| *i as f64 * 0.5))),
+                    Arc::new(Float64Array::from_iter_values(
+                        ids.iter().map(|i| *i as f64 * 0.5),
+                    )),
                     Arc::new(StringArray::from_iter_values(
                         ids.iter().map(|i| format!("customer-{i:010}")),
                     )),
@@ -54,12 +56,16 @@ async fn write(
     schema: &Arc<Schema>,
     data: &[RecordBatch],
 ) -> Vec<ShuffleOutputFile> {
-    let source = MemorySourceConfig::try_new_exec(&[data.to_vec()], Arc::clone(schema), None).unwrap();
+    let source =
+        MemorySourceConfig::try_new_exec(&[data.to_vec()], Arc::clone(schema), None).unwrap();
     let writer = ShuffleWriterExec::try_new(
         source,
         "bench",
         0,
-        Some(Partitioning::Hash(vec![col("id", schema).unwrap()], OUTPUT_PARTITIONS)),
+        Some(Partitioning::Hash(
+            vec![col("id", schema).unwrap()],
+            OUTPUT_PARTITIONS,
+        )),
     )
     .unwrap();
     let config = SessionConfig::new().with_extension(Arc::new(ShuffleEnv::executor(

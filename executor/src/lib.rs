@@ -223,7 +223,10 @@ async fn register(
                 return Ok(Duration::from_millis(millis));
             }
             Err(status) if tokio::time::Instant::now() < deadline => {
-                log::debug!("scheduler {scheduler} not reachable yet: {}", status.message());
+                log::debug!(
+                    "scheduler {scheduler} not reachable yet: {}",
+                    status.message()
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Err(status) => {

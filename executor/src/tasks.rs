@@ -61,7 +61,12 @@ pub struct TaskRunner {
     functions: SessionState,
     runtime: Arc<RuntimeEnv>,
     running: Mutex<HashMap<String, Vec<AbortHandle>>>,
+    /// Recently cancelled jobs, so a launch that races its job's cancellation is refused.
+    cancelled: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Cancelled job ids remembered (oldest forgotten first).
+pub const CANCELLED_JOBS_REMEMBERED: usize = 1024;
 
 impl TaskRunner {
     /// A runner with `slots` concurrent tasks.
@@ -96,6 +101,7 @@ impl TaskRunner {
             functions,
             runtime,
             running: Mutex::new(HashMap::new()),
+            cancelled: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -111,9 +117,13 @@ impl TaskRunner {
         task: &TaskId,
         options: &HashMap<String, String>,
     ) -> Result<Arc<TaskContext>, DataFusionError> {
-        let config = SessionConfig::from_string_hash_map(options)?.with_extension(Arc::clone(&self.env));
+        let config =
+            SessionConfig::from_string_hash_map(options)?.with_extension(Arc::clone(&self.env));
         Ok(Arc::new(TaskContext::new(
-            Some(format!("{}/{}/{}", task.job_id, task.stage_id, task.partition)),
+            Some(format!(
+                "{}/{}/{}",
+                task.job_id, task.stage_id, task.partition
+            )),
             task.job_id.clone(),
             config,
             self.functions.scalar_functions().clone(),
@@ -131,8 +141,11 @@ impl TaskRunner {
     ) -> Result<TaskSuccess, DataFusionError> {
         let started = Instant::now();
         let context = self.task_context(&task, &options)?;
-        let plan = physical_plan_from_bytes_with_extension_codec(&plan, &context, &FloePhysicalCodec)
-            .map_err(|e| DataFusionError::Plan(format!("cannot decode the task's plan: {e}")))?;
+        let plan =
+            physical_plan_from_bytes_with_extension_codec(&plan, &context, &FloePhysicalCodec)
+                .map_err(|e| {
+                    DataFusionError::Plan(format!("cannot decode the task's plan: {e}"))
+                })?;
         // Dynamic filters are snapshots after serialization; derive them again inside the
         // stage, where their producer and consumer run in this very task.
         let plan = FilterPushdown::new_post_optimization()
@@ -179,7 +192,10 @@ impl TaskRunner {
             match client.report_task_status(report.clone()).await {
                 Ok(_) => return,
                 Err(status) if attempt < REPORT_ATTEMPTS => {
-                    log::warn!("cannot report task status (attempt {attempt}): {}", status.message());
+                    log::warn!(
+                        "cannot report task status (attempt {attempt}): {}",
+                        status.message()
+                    );
                     tokio::time::sleep(REPORT_RETRY_DELAY).await;
                 }
                 Err(status) => log::error!("task status lost: {}", status.message()),
@@ -207,7 +223,9 @@ fn shuffle_reads(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64) {
         && let Some(metrics) = plan.metrics()
     {
         rows += metrics.output_rows().unwrap_or(0) as u64;
-        bytes += metrics.sum_by_name("bytes_read").map_or(0, |m| m.as_usize()) as u64;
+        bytes += metrics
+            .sum_by_name("bytes_read")
+            .map_or(0, |m| m.as_usize()) as u64;
     }
     for child in plan.children() {
         let (r, b) = shuffle_reads(child);
@@ -234,6 +252,15 @@ impl ExecutorControl for ControlHandle {
         validate_job_id(&task.job_id).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let runner = Arc::clone(&self.0);
         let job_id = task.job_id.clone();
+        let was_cancelled = runner
+            .cancelled
+            .lock()
+            .map(|cancelled| cancelled.contains(&job_id))
+            .unwrap_or(false);
+        if was_cancelled {
+            tokio::spawn(async move { runner.report(task, TaskResult::Cancelled(true)).await });
+            return Ok(Response::new(LaunchTaskResponse {}));
+        }
         let inner = {
             let runner = Arc::clone(&runner);
             let task = task.clone();
@@ -243,7 +270,9 @@ impl ExecutorControl for ControlHandle {
                     .acquire_owned()
                     .await
                     .map_err(|_| DataFusionError::Execution("executor is shutting down".into()))?;
-                runner.run_task(task, request.plan, request.session_options).await
+                runner
+                    .run_task(task, request.plan, request.session_options)
+                    .await
             };
             match &self.0.task_runtime.0 {
                 Some(runtime) => runtime.spawn(future),
@@ -273,6 +302,12 @@ impl ExecutorControl for ControlHandle {
         request: Request<CancelJobRequest>,
     ) -> Result<Response<CancelJobResponse>, Status> {
         let job_id = &request.get_ref().job_id;
+        if let Ok(mut cancelled) = self.0.cancelled.lock() {
+            if cancelled.len() >= CANCELLED_JOBS_REMEMBERED {
+                cancelled.pop_front();
+            }
+            cancelled.push_back(job_id.clone());
+        }
         let handles = self
             .0
             .running

@@ -156,9 +156,9 @@ impl StagePlanner {
             // A sort-preserving exchange merges its inputs in order; files read one after
             // another don't, so sort each partition again.
             return Ok(match (repartition.preserve_order(), ordering) {
-                (true, Some(ordering)) => Arc::new(
-                    SortExec::new(ordering, reader).with_preserve_partitioning(true),
-                ),
+                (true, Some(ordering)) => {
+                    Arc::new(SortExec::new(ordering, reader).with_preserve_partitioning(true))
+                }
                 _ => reader,
             });
         }
@@ -238,10 +238,11 @@ fn mark_broadcasts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan
     let mut new_children = Vec::with_capacity(children.len());
     for child in children {
         let new_child = match child.as_any().downcast_ref::<ShuffleReaderExec>() {
-            Some(reader) if is_merge => {
-                Arc::new(reader.with_locations(reader.locations().to_vec())?.into_broadcast()?)
-                    as Arc<dyn ExecutionPlan>
-            }
+            Some(reader) if is_merge => Arc::new(
+                reader
+                    .with_locations(reader.locations().to_vec())?
+                    .into_broadcast()?,
+            ) as Arc<dyn ExecutionPlan>,
             _ => mark_broadcasts(Arc::clone(child))?,
         };
         new_children.push(new_child);
@@ -254,7 +255,11 @@ fn mark_broadcasts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan
 fn emits_unmatched_build_rows(join_type: &JoinType) -> bool {
     matches!(
         join_type,
-        JoinType::Left | JoinType::Full | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark
+        JoinType::Left
+            | JoinType::Full
+            | JoinType::LeftSemi
+            | JoinType::LeftAnti
+            | JoinType::LeftMark
     )
 }
 
@@ -360,7 +365,13 @@ fn resolve_and_trim(
         let kept = all
             .into_iter()
             .enumerate()
-            .map(|(p, files)| if needed.contains(&p) { files } else { Vec::new() })
+            .map(|(p, files)| {
+                if needed.contains(&p) {
+                    files
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         return Ok(Arc::new(reader.with_locations(kept)?));
     }

@@ -119,11 +119,8 @@ impl SchedulerService {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let new_session = || {
-            FloeSession::with_catalogs(
-                &self.catalogs,
-                Some(Arc::clone(&self.planner) as Arc<_>),
-            )
-            .map(Arc::new)
+            FloeSession::with_catalogs(&self.catalogs, Some(Arc::clone(&self.planner) as Arc<_>))
+                .map(Arc::new)
         };
         let Some(key) = key else {
             return Ok(new_session()?);
@@ -232,7 +229,9 @@ impl SchedulerService {
         let stale: Vec<String> = match self.queries.lock() {
             Ok(queries) => queries
                 .iter()
-                .filter(|(_, q)| q.results.is_some() && q.created.elapsed() > UNFETCHED_QUERY_TIMEOUT)
+                .filter(|(_, q)| {
+                    q.results.is_some() && q.created.elapsed() > UNFETCHED_QUERY_TIMEOUT
+                })
                 .map(|(id, _)| id.clone())
                 .collect(),
             Err(_) => return,
@@ -262,6 +261,15 @@ impl SchedulerService {
             kind: "query",
             id: query_id.to_string(),
         })
+    }
+}
+
+/// Aborts a query's pump when the stream fetching its results is dropped.
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -322,7 +330,8 @@ impl FlightSqlService for SchedulerService {
         let ticket = TicketStatementQuery {
             statement_handle: query_id.into_bytes().into(),
         };
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         let info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("cannot encode result schema: {e}")))?
@@ -338,29 +347,47 @@ impl FlightSqlService for SchedulerService {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let query_id = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("ticket holds no query id"))?;
-        let (schema, receiver) = {
+        // Fetching takes the query off the pending list; its pump stops when the fetch stream
+        // goes away (a client that disconnects cancels its query).
+        let query = {
             let mut queries = self
                 .queries
                 .lock()
                 .map_err(|_| Status::internal("query table poisoned"))?;
-            let Some(query) = queries.get_mut(&query_id) else {
-                return Err(SchedulerError::Unknown {
-                    kind: "query",
-                    id: query_id,
+            match queries.get(&query_id) {
+                None => {
+                    return Err(SchedulerError::Unknown {
+                        kind: "query",
+                        id: query_id,
+                    }
+                    .into());
                 }
-                .into());
-            };
-            let Some(receiver) = query.results.take() else {
-                return Err(Status::failed_precondition(format!(
-                    "the results of query `{query_id}` are already being fetched"
-                )));
-            };
-            (Arc::clone(&query.schema), receiver)
+                Some(query) if query.results.is_none() => {
+                    return Err(Status::failed_precondition(format!(
+                        "the results of query `{query_id}` are already being fetched"
+                    )));
+                }
+                Some(_) => queries.remove(&query_id),
+            }
         };
-        let batches = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|batch| (batch, receiver))
-        })
-        .map_err(|e| FlightError::ExternalError(Box::new(e)));
+        let Some(PendingQuery {
+            schema,
+            results: Some(receiver),
+            pump,
+            ..
+        }) = query
+        else {
+            return Err(Status::internal("query entry without results"));
+        };
+        let pump_guard = AbortOnDrop(pump);
+        let batches =
+            futures::stream::unfold((receiver, pump_guard), |(mut receiver, guard)| async move {
+                receiver
+                    .recv()
+                    .await
+                    .map(|batch| (batch, (receiver, guard)))
+            })
+            .map_err(|e| FlightError::ExternalError(Box::new(e)));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(batches)

@@ -19,8 +19,8 @@ use floe_core::codec::FloePhysicalCodec;
 use floe_core::proto::executor_control_client::ExecutorControlClient;
 use floe_core::proto::task_status_report::Result as TaskResult;
 use floe_core::proto::{
-    CancelJobRequest, LaunchTaskRequest, QueryProgress, RemoveJobDataRequest, TaskId,
-    TaskMetrics, TaskStatusReport,
+    CancelJobRequest, LaunchTaskRequest, QueryProgress, RemoveJobDataRequest, TaskId, TaskMetrics,
+    TaskStatusReport,
 };
 use floe_core::shuffle::ShuffleLocation;
 use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
@@ -84,7 +84,6 @@ pub struct StageSummary {
 struct ExecutorSlot {
     address: String,
     slots: usize,
-    free: usize,
     last_seen: Instant,
     client: ExecutorControlClient<Channel>,
 }
@@ -112,7 +111,9 @@ struct StageRun {
 
 impl StageRun {
     fn is_done(&self) -> bool {
-        self.tasks.iter().all(|t| matches!(t, TaskState::Done { .. }))
+        self.tasks
+            .iter()
+            .all(|t| matches!(t, TaskState::Done { .. }))
     }
 }
 
@@ -165,11 +166,18 @@ impl ClusterState {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves consistent-enough state for the read-mostly
         // uses that follow; recovering beats taking the whole scheduler down.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds (or refreshes) an executor.
-    pub fn register_executor(self: &Arc<Self>, executor_id: &str, address: &str, slots: usize) -> Result<()> {
+    pub fn register_executor(
+        self: &Arc<Self>,
+        executor_id: &str,
+        address: &str,
+        slots: usize,
+    ) -> Result<()> {
         let channel = channel_to(address)?;
         let client = ExecutorControlClient::new(channel)
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
@@ -177,19 +185,11 @@ impl ClusterState {
         let slots = slots.max(1);
         {
             let mut inner = self.lock();
-            let running = inner
-                .jobs
-                .values()
-                .flat_map(|job| job.stages.iter())
-                .flat_map(|stage| stage.tasks.iter())
-                .filter(|task| matches!(task, TaskState::Running { executor_id: e } if e == executor_id))
-                .count();
             inner.executors.insert(
                 executor_id.to_string(),
                 ExecutorSlot {
                     address: address.to_string(),
                     slots,
-                    free: slots.saturating_sub(running),
                     last_seen: Instant::now(),
                     client,
                 },
@@ -296,18 +296,23 @@ impl ClusterState {
                 .collect();
             inner.next_seq += 1;
             let seq = inner.next_seq;
-            inner.jobs.insert(
-                job_id.to_string(),
-                Job {
-                    seq,
-                    query_id,
-                    stages,
-                    runtime,
-                    session_options,
-                    outcome: sender,
-                    executors_used: BTreeSet::new(),
-                },
-            );
+            let job = Job {
+                seq,
+                query_id,
+                stages,
+                runtime,
+                session_options,
+                outcome: sender,
+                executors_used: BTreeSet::new(),
+            };
+            // A plan with no partitions anywhere has nothing to run: done at once, rather than
+            // waiting for a task report that never comes.
+            if job.stages.iter().all(StageRun::is_done) {
+                let result = job_result(&job, &inner.executors)?;
+                job.outcome
+                    .send_replace(JobOutcome::Succeeded(Arc::new(result)));
+            }
+            inner.jobs.insert(job_id.to_string(), job);
         }
         self.schedule();
         Ok(receiver)
@@ -322,6 +327,24 @@ impl ClusterState {
             let Inner {
                 executors, jobs, ..
             } = &mut *inner;
+            // Free slots come from the tasks this scheduler sees running, not from a counter,
+            // so a report that never arrives cannot leak a slot for good (a late task of a
+            // finished job at worst queues behind the executor's own slot limit).
+            let mut free: BTreeMap<String, usize> = executors
+                .iter()
+                .map(|(id, e)| (id.clone(), e.slots))
+                .collect();
+            for task in jobs
+                .values()
+                .flat_map(|job| job.stages.iter())
+                .flat_map(|stage| stage.tasks.iter())
+            {
+                if let TaskState::Running { executor_id } = task
+                    && let Some(n) = free.get_mut(executor_id)
+                {
+                    *n = n.saturating_sub(1);
+                }
+            }
             // First come, first served: older jobs take free slots first.
             let mut order: Vec<(u64, String)> = jobs
                 .iter()
@@ -343,14 +366,13 @@ impl ClusterState {
                         continue;
                     }
                     for partition in 0..job.stages[stage_index].tasks.len() {
-                        if !matches!(job.stages[stage_index].tasks[partition], TaskState::Pending)
-                        {
+                        if !matches!(job.stages[stage_index].tasks[partition], TaskState::Pending) {
                             continue;
                         }
-                        let Some(executor_id) = executors
+                        let Some(executor_id) = free
                             .iter()
-                            .filter(|(_, e)| e.free > 0)
-                            .max_by_key(|(_, e)| e.free)
+                            .filter(|(_, n)| **n > 0)
+                            .max_by_key(|(_, n)| **n)
                             .map(|(id, _)| id.clone())
                         else {
                             break 'jobs;
@@ -363,10 +385,12 @@ impl ClusterState {
                                     continue 'jobs;
                                 }
                             };
-                        let Some(executor) = executors.get_mut(&executor_id) else {
+                        let Some(executor) = executors.get(&executor_id) else {
                             break 'jobs;
                         };
-                        executor.free -= 1;
+                        if let Some(n) = free.get_mut(&executor_id) {
+                            *n = n.saturating_sub(1);
+                        }
                         job.executors_used.insert(executor_id.clone());
                         let stage = &mut job.stages[stage_index];
                         stage.started.get_or_insert_with(Instant::now);
@@ -420,7 +444,13 @@ impl ClusterState {
     /// A task could not be handed to its executor: that executor is gone. The task never
     /// started, so it goes back to pending for another executor; jobs that had other work on
     /// the lost executor fail.
-    fn dispatch_failed(self: &Arc<Self>, job_id: &str, task: &TaskId, executor_id: &str, reason: &str) {
+    fn dispatch_failed(
+        self: &Arc<Self>,
+        job_id: &str,
+        task: &TaskId,
+        executor_id: &str,
+        reason: &str,
+    ) {
         {
             let mut inner = self.lock();
             if let Some(job) = inner.jobs.get_mut(job_id)
@@ -429,12 +459,15 @@ impl ClusterState {
                 && matches!(slot, TaskState::Running { executor_id: e } if e == executor_id)
             {
                 *slot = TaskState::Pending;
-                let still_used = job.stages.iter().flat_map(|s| s.tasks.iter()).any(|t| match t {
-                    TaskState::Running { executor_id: e } | TaskState::Done { executor_id: e, .. } => {
-                        e == executor_id
-                    }
-                    TaskState::Pending => false,
-                });
+                let still_used = job
+                    .stages
+                    .iter()
+                    .flat_map(|s| s.tasks.iter())
+                    .any(|t| match t {
+                        TaskState::Running { executor_id: e }
+                        | TaskState::Done { executor_id: e, .. } => e == executor_id,
+                        TaskState::Pending => false,
+                    });
                 if !still_used {
                     job.executors_used.remove(executor_id);
                 }
@@ -454,9 +487,6 @@ impl ClusterState {
             let Inner {
                 executors, jobs, ..
             } = &mut *inner;
-            if let Some(executor) = executors.get_mut(&report.executor_id) {
-                executor.free = (executor.free + 1).min(executor.slots);
-            }
             let Some(job) = jobs.get_mut(&task.job_id) else {
                 return;
             };
@@ -630,7 +660,11 @@ fn stage_locations(
         .ok_or_else(|| SchedulerError::Internal(format!("no stage {stage_id}")))?;
     let partitioned = stage.stage.plan.partitioning().is_some();
     let outputs = stage.stage.plan.output_partition_count();
-    let partitions = if partitioned { outputs } else { stage.tasks.len() };
+    let partitions = if partitioned {
+        outputs
+    } else {
+        stage.tasks.len()
+    };
     let mut locations: ReaderLocations = vec![Vec::new(); partitions];
     for (map_partition, task) in stage.tasks.iter().enumerate() {
         let TaskState::Done {

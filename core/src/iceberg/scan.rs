@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::{Result, Statistics};
+use datafusion::config::ConfigOptions;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
@@ -27,11 +28,10 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
-use datafusion::config::ConfigOptions;
 use datafusion::physical_plan::filter_pushdown::{
     ChildPushdownResult, FilterPushdownPhase, FilterPushdownPropagation,
 };
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
 use super::field_ids::FieldIdAdapterFactory;
@@ -270,11 +270,9 @@ impl ExecutionPlan for IcebergScanExec {
         child_pushdown_result: ChildPushdownResult,
         config: &ConfigOptions,
     ) -> Result<FilterPushdownPropagation<Arc<dyn ExecutionPlan>>> {
-        let inner = self.parquet_scan.handle_child_pushdown_result(
-            phase,
-            child_pushdown_result,
-            config,
-        )?;
+        let inner =
+            self.parquet_scan
+                .handle_child_pushdown_result(phase, child_pushdown_result, config)?;
         let updated_node = match inner.updated_node {
             Some(node) => match node.as_any().downcast_ref::<DataSourceExec>() {
                 Some(parquet_scan) => Some(Arc::new(Self {

@@ -162,9 +162,7 @@ pub fn fetch_remote(pool: &FlightClientPool, location: &ShuffleLocation) -> Resu
             .await
             .map_err(|e| DataFusionError::Execution(format!("{describe}: {e}")))
             .map(move |batches| {
-                batches.map_err(move |e| {
-                    DataFusionError::Execution(format!("{describe}: {e}"))
-                })
+                batches.map_err(move |e| DataFusionError::Execution(format!("{describe}: {e}")))
             })
     })
     .try_flatten();

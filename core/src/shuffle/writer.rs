@@ -135,6 +135,9 @@ impl ShuffleWriterExec {
         };
         let mut stream = self.input.execute(partition, context)?;
         while let Some(batch) = stream.next().await {
+            // Operators that always have a batch ready never return to the runtime; yielding
+            // now and then lets a cancelled task actually stop.
+            tokio::task::consume_budget().await;
             let batch = batch?;
             output_rows.add(batch.num_rows());
             let mut write = |output: usize, batch: RecordBatch| -> Result<()> {
@@ -181,7 +184,10 @@ struct PartitionFileWriter {
 impl PartitionFileWriter {
     fn create(path: PathBuf, relative: String, schema: &SchemaRef) -> Result<Self> {
         let file = File::create(&path).map_err(|e| {
-            DataFusionError::Execution(format!("cannot create shuffle file {}: {e}", path.display()))
+            DataFusionError::Execution(format!(
+                "cannot create shuffle file {}: {e}",
+                path.display()
+            ))
         })?;
         let writer = StreamWriter::try_new(BufWriter::new(file), schema)?;
         Ok(Self {
@@ -203,9 +209,11 @@ impl PartitionFileWriter {
     fn finish(mut self, output_partition: usize) -> Result<ShuffleOutputFile> {
         self.writer.finish()?;
         drop(self.writer);
-        let bytes = std::fs::metadata(&self.path).map(|m| m.len()).map_err(|e| {
-            DataFusionError::Execution(format!("shuffle file {}: {e}", self.path.display()))
-        })?;
+        let bytes = std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| {
+                DataFusionError::Execution(format!("shuffle file {}: {e}", self.path.display()))
+            })?;
         Ok(ShuffleOutputFile {
             output_partition,
             path: self.relative,
