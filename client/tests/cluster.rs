@@ -359,16 +359,22 @@ async fn distributed_results_match_single_process_datafusion() {
     );
     assert!(out.contains("| 40100 |"), "{out}");
 
-    // Shuffle files are gone once results have been read.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Shuffle files are gone once results have been read (removal is asynchronous).
+    let deadline = Instant::now() + Duration::from_secs(15);
     for i in 0..2 {
         let work = cluster.dir.path().join(format!("work-{i}"));
-        let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
-        assert!(
-            leftovers.is_empty(),
-            "{} still holds {leftovers:?}",
-            work.display()
-        );
+        loop {
+            let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+            if leftovers.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still holds {leftovers:?}",
+                work.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     drop(cluster.executors);
 }
