@@ -91,6 +91,10 @@ struct ExecutorSlot {
 #[derive(Debug, Clone)]
 enum TaskState {
     Pending,
+    /// Sent to the executor, not yet accepted by it.
+    Launching {
+        executor_id: String,
+    },
     Running {
         executor_id: String,
     },
@@ -235,6 +239,8 @@ impl ClusterState {
         }
     }
 
+    /// Drops an executor. Jobs with tasks running on it or output stored on it fail; tasks
+    /// only being handed to it go back to pending (they never started).
     fn executor_lost(self: &Arc<Self>, executor_id: &str, reason: &str) {
         let failed: Vec<String> = {
             let mut inner = self.lock();
@@ -242,12 +248,28 @@ impl ClusterState {
                 return;
             }
             log::warn!("{reason}");
-            inner
-                .jobs
-                .iter()
-                .filter(|(_, job)| job.is_running() && job.executors_used.contains(executor_id))
-                .map(|(id, _)| id.clone())
-                .collect()
+            let mut failed = Vec::new();
+            for (job_id, job) in inner.jobs.iter_mut().filter(|(_, job)| job.is_running()) {
+                let mut lost_work = false;
+                for task in job.stages.iter_mut().flat_map(|s| s.tasks.iter_mut()) {
+                    match task {
+                        TaskState::Launching { executor_id: e } if e == executor_id => {
+                            *task = TaskState::Pending;
+                        }
+                        TaskState::Running { executor_id: e }
+                        | TaskState::Done { executor_id: e, .. }
+                            if e == executor_id =>
+                        {
+                            lost_work = true;
+                        }
+                        _ => {}
+                    }
+                }
+                if lost_work {
+                    failed.push(job_id.clone());
+                }
+            }
+            failed
         };
         for job_id in failed {
             self.fail_job(&job_id, reason.to_string());
@@ -339,7 +361,8 @@ impl ClusterState {
                 .flat_map(|job| job.stages.iter())
                 .flat_map(|stage| stage.tasks.iter())
             {
-                if let TaskState::Running { executor_id } = task
+                if let TaskState::Running { executor_id } | TaskState::Launching { executor_id } =
+                    task
                     && let Some(n) = free.get_mut(executor_id)
                 {
                     *n = n.saturating_sub(1);
@@ -394,7 +417,7 @@ impl ClusterState {
                         job.executors_used.insert(executor_id.clone());
                         let stage = &mut job.stages[stage_index];
                         stage.started.get_or_insert_with(Instant::now);
-                        stage.tasks[partition] = TaskState::Running {
+                        stage.tasks[partition] = TaskState::Launching {
                             executor_id: executor_id.clone(),
                         };
                         launches.push(Launch {
@@ -427,53 +450,38 @@ impl ClusterState {
                 request,
             } = launch;
             let task = request.task.clone().unwrap_or_default();
-            if let Err(status) = client.launch_task(request).await {
-                state.dispatch_failed(
-                    &job_id,
-                    &task,
+            match client.launch_task(request).await {
+                Ok(_) => state.launched(&job_id, &task, &executor_id),
+                Err(status) => state.dispatch_failed(
                     &executor_id,
                     &format!(
                         "executor {executor_id} at {address} is unreachable: {}",
                         status.message()
                     ),
-                );
+                ),
             }
         });
     }
 
-    /// A task could not be handed to its executor: that executor is gone. The task never
-    /// started, so it goes back to pending for another executor; jobs that had other work on
-    /// the lost executor fail.
-    fn dispatch_failed(
-        self: &Arc<Self>,
-        job_id: &str,
-        task: &TaskId,
-        executor_id: &str,
-        reason: &str,
-    ) {
-        {
-            let mut inner = self.lock();
-            if let Some(job) = inner.jobs.get_mut(job_id)
-                && let Some(stage) = job.stages.get_mut(task.stage_id as usize)
-                && let Some(slot) = stage.tasks.get_mut(task.partition as usize)
-                && matches!(slot, TaskState::Running { executor_id: e } if e == executor_id)
-            {
-                *slot = TaskState::Pending;
-                let still_used = job
-                    .stages
-                    .iter()
-                    .flat_map(|s| s.tasks.iter())
-                    .any(|t| match t {
-                        TaskState::Running { executor_id: e }
-                        | TaskState::Done { executor_id: e, .. } => e == executor_id,
-                        TaskState::Pending => false,
-                    });
-                if !still_used {
-                    job.executors_used.remove(executor_id);
-                }
-            }
-        }
+    /// A task could not be handed to its executor: that executor is gone. Tasks that never
+    /// started go back to pending for another executor; jobs that had work running or stored
+    /// on it fail.
+    fn dispatch_failed(self: &Arc<Self>, executor_id: &str, reason: &str) {
         self.executor_lost(executor_id, reason);
+    }
+
+    /// The executor accepted a task.
+    fn launched(&self, job_id: &str, task: &TaskId, executor_id: &str) {
+        let mut inner = self.lock();
+        if let Some(job) = inner.jobs.get_mut(job_id)
+            && let Some(stage) = job.stages.get_mut(task.stage_id as usize)
+            && let Some(slot) = stage.tasks.get_mut(task.partition as usize)
+            && matches!(slot, TaskState::Launching { executor_id: e } if e == executor_id)
+        {
+            *slot = TaskState::Running {
+                executor_id: executor_id.to_string(),
+            };
+        }
     }
 
     /// Applies a task's report.
@@ -617,7 +625,9 @@ impl ClusterState {
                     progress.tasks_total += 1;
                     match task {
                         TaskState::Done { .. } => progress.tasks_done += 1,
-                        TaskState::Running { .. } => progress.tasks_running += 1,
+                        TaskState::Running { .. } | TaskState::Launching { .. } => {
+                            progress.tasks_running += 1
+                        }
                         TaskState::Pending => {}
                     }
                 }
