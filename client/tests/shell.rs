@@ -216,3 +216,13 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_goes_on() {
         stdout(&output)
     );
 }
+
+#[test]
+fn unreachable_host_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let output = floe(&dir, &["--host", "127.0.0.1:1", "-c", "SELECT 1"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("cannot connect to Floe at 127.0.0.1:1"), "{err}");
+}
