@@ -224,5 +224,8 @@ fn unreachable_host_is_named() {
     let output = floe(&dir, &["--host", "127.0.0.1:1", "-c", "SELECT 1"]);
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("cannot connect to Floe at 127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot connect to Floe at 127.0.0.1:1"),
+        "{err}"
+    );
 }
