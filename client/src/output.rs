@@ -58,7 +58,9 @@ impl Printer {
                         .with_header(true)
                         .build(&mut stdout);
                     if output.batches.is_empty() {
-                        let empty = arrow::array::RecordBatch::new_empty(output.schema.clone());
+                        let empty = arrow::array::RecordBatch::new_empty(std::sync::Arc::clone(
+                            &output.schema,
+                        ));
                         writer.write(&empty).map_err(|e| e.to_string())?;
                     }
                     for batch in &output.batches {

@@ -191,10 +191,14 @@ mod tests {
         let answer = Answer::parse("q", "name|value\nb|2.0\nNULL|1.5\n").unwrap();
         assert_eq!(answer.columns, vec!["name", "value"]);
         let same = batch(&[Some("b"), None], &[2.0, 1.5]);
-        assert!(compare(&answer, &[same.clone()], true).unwrap().is_empty());
+        assert!(
+            compare(&answer, std::slice::from_ref(&same), true)
+                .unwrap()
+                .is_empty()
+        );
         let swapped = batch(&[None, Some("b")], &[1.5, 2.0]);
         assert!(
-            compare(&answer, &[swapped.clone()], false)
+            compare(&answer, std::slice::from_ref(&swapped), false)
                 .unwrap()
                 .is_empty()
         );

@@ -273,17 +273,17 @@ impl ExecutionPlan for IcebergScanExec {
         let inner =
             self.parquet_scan
                 .handle_child_pushdown_result(phase, child_pushdown_result, config)?;
-        let updated_node = match inner.updated_node {
-            Some(node) => match node.as_any().downcast_ref::<DataSourceExec>() {
-                Some(parquet_scan) => Some(Arc::new(Self {
-                    spec: self.spec.clone(),
-                    parquet_scan: Arc::new(parquet_scan.clone()),
-                    metrics: self.metrics.clone(),
-                }) as Arc<dyn ExecutionPlan>),
-                None => None,
-            },
-            None => None,
-        };
+        let updated_node = inner.updated_node.and_then(|node| {
+            node.as_any()
+                .downcast_ref::<DataSourceExec>()
+                .map(|parquet_scan| {
+                    Arc::new(Self {
+                        spec: self.spec.clone(),
+                        parquet_scan: Arc::new(parquet_scan.clone()),
+                        metrics: self.metrics.clone(),
+                    }) as Arc<dyn ExecutionPlan>
+                })
+        });
         Ok(FilterPushdownPropagation {
             filters: inner.filters,
             updated_node,

@@ -62,6 +62,8 @@ impl DisplayAs for IcebergSink {
 }
 
 /// Writers for unpartitioned and partitioned tables behind one interface.
+// One writer per statement; the size difference between variants doesn't matter.
+#[allow(clippy::large_enum_variant)]
 enum PartitionedDataWriter<B: IcebergWriterBuilder> {
     Unpartitioned(UnpartitionedWriter<B>),
     Partitioned(FanoutWriter<B>, RecordBatchPartitionSplitter),
@@ -122,7 +124,7 @@ impl DataSink for IcebergSink {
     ) -> DFResult<u64> {
         let metadata = self.table.metadata();
         let properties = metadata.table_properties().map_err(iceberg_to_df)?;
-        let iceberg_schema = metadata.current_schema().clone();
+        let iceberg_schema = Arc::clone(metadata.current_schema());
         let parquet =
             ParquetWriterBuilder::from_table_properties(&properties, Arc::clone(&iceberg_schema))
                 // DataFusion's insert projection drops field-id metadata; names match the table's.
@@ -139,7 +141,7 @@ impl DataSink for IcebergSink {
             ),
         );
         let data_files_builder = DataFileWriterBuilder::new(rolling);
-        let spec = metadata.default_partition_spec().clone();
+        let spec = Arc::clone(metadata.default_partition_spec());
         let mut writer = if spec.is_unpartitioned() {
             PartitionedDataWriter::Unpartitioned(UnpartitionedWriter::new(data_files_builder))
         } else {

@@ -83,8 +83,11 @@ impl FlightClientPool {
 /// on that executor reads the build side locally after one fetch.
 #[derive(Debug, Default)]
 pub struct BroadcastCache {
-    fetched: Mutex<HashMap<(String, String), Arc<OnceCell<PathBuf>>>>,
+    fetched: Mutex<HashMap<BroadcastKey, Arc<OnceCell<PathBuf>>>>,
 }
+
+/// (producing executor id, shuffle path): one remote file.
+type BroadcastKey = (String, String);
 
 impl BroadcastCache {
     fn cell(&self, location: &ShuffleLocation) -> Result<Arc<OnceCell<PathBuf>>> {
