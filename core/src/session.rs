@@ -80,25 +80,6 @@ impl StatementOutput {
 /// result travels as a stream (`Created table local.db.t`).
 pub const SUMMARY_METADATA_KEY: &str = "floe.summary";
 
-/// Whether `sql` is one of the statements Floe runs itself rather than through DataFusion.
-fn is_floe_statement(sql: &str) -> bool {
-    let words = words(sql);
-    let keyword = |i: usize| words.get(i).map(|w| w.upper.as_str()).unwrap_or("");
-    matches!(
-        (keyword(0), keyword(1)),
-        ("USE", _)
-            | (
-                "SHOW",
-                "CATALOGS" | "SCHEMAS" | "DATABASES" | "NAMESPACES" | "TABLES"
-            )
-            | (
-                "CREATE" | "DROP",
-                "SCHEMA" | "DATABASE" | "NAMESPACE" | "TABLE"
-            )
-            | ("CREATE", "OR")
-    ) || (keyword(0), keyword(1), keyword(2)) == ("SHOW", "CREATE", "TABLE")
-}
-
 /// A SQL session over Floe's catalogs.
 pub struct FloeSession {
     ctx: SessionContext,
@@ -259,8 +240,7 @@ impl FloeSession {
     /// plan; Floe's own statements run to completion first. A statement without rows yields
     /// a schema with no fields whose metadata holds [`SUMMARY_METADATA_KEY`].
     pub async fn execute_statement_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        if is_floe_statement(sql) {
-            let output = self.execute_statement(sql).await?;
+        if let Some(output) = self.floe_statement(sql).await? {
             let schema = match &output.summary {
                 Some(summary) => Arc::new(Schema::empty().with_metadata(HashMap::from([(
                     SUMMARY_METADATA_KEY.to_string(),
@@ -283,6 +263,14 @@ impl FloeSession {
 
     /// Runs one statement (no trailing `;` needed).
     pub async fn execute_statement(&self, sql: &str) -> Result<StatementOutput> {
+        match self.floe_statement(sql).await? {
+            Some(output) => Ok(output),
+            None => self.run_datafusion(sql).await,
+        }
+    }
+
+    /// Runs `sql` if it is one of Floe's own statements; `None` leaves it to DataFusion.
+    async fn floe_statement(&self, sql: &str) -> Result<Option<StatementOutput>> {
         let words = words(sql);
         let keyword = |i: usize| words.get(i).map(|w| w.upper.as_str()).unwrap_or("");
         // The text after word `i`: a name, which may be quoted (quoted text is not a word).
@@ -294,7 +282,7 @@ impl FloeSession {
                 .filter(|w| options.contains(&w.upper.as_str()) && w.end == sql.trim_end().len())
                 .map(|w| (w.upper.clone(), w.start))
         };
-        match (keyword(0), keyword(1)) {
+        let output = match (keyword(0), keyword(1)) {
             ("USE", _) => self.use_statement(after(0)).await,
             ("SHOW", "CATALOGS") => {
                 StatementOutput::strings("catalog", self.catalogs.keys().cloned().collect())
@@ -340,8 +328,9 @@ impl FloeSession {
                 let name = name_between(sql, &words, if if_exists { 3 } else { 1 }, &option);
                 self.drop_table(name, if_exists, option.is_some()).await
             }
-            _ => self.run_datafusion(sql).await,
-        }
+            _ => return Ok(None),
+        };
+        output.map(Some)
     }
 
     async fn run_datafusion(&self, sql: &str) -> Result<StatementOutput> {

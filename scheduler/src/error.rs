@@ -23,9 +23,6 @@ pub enum SchedulerError {
     /// The job failed on an executor (or lost one).
     #[error("{0}")]
     JobFailed(String),
-    /// The job was cancelled.
-    #[error("query cancelled")]
-    Cancelled,
     /// No executor is registered to run tasks.
     #[error("no executors are registered with the scheduler")]
     NoExecutors,
@@ -62,7 +59,6 @@ impl From<SchedulerError> for tonic::Status {
             | SchedulerError::Floe(FloeError::DataFusion(DataFusionError::Plan(_))) => {
                 tonic::Status::invalid_argument(message)
             }
-            SchedulerError::Cancelled => tonic::Status::cancelled(message),
             SchedulerError::NoExecutors => tonic::Status::unavailable(message),
             SchedulerError::JobFailed(_)
             | SchedulerError::Floe(_)

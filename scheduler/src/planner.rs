@@ -238,11 +238,7 @@ fn mark_broadcasts(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan
     let mut new_children = Vec::with_capacity(children.len());
     for child in children {
         let new_child = match child.as_any().downcast_ref::<ShuffleReaderExec>() {
-            Some(reader) if is_merge => Arc::new(
-                reader
-                    .with_locations(reader.locations().to_vec())?
-                    .into_broadcast()?,
-            ) as Arc<dyn ExecutionPlan>,
+            Some(reader) if is_merge => Arc::new(reader.as_broadcast()?) as Arc<dyn ExecutionPlan>,
             _ => mark_broadcasts(Arc::clone(child))?,
         };
         new_children.push(new_child);

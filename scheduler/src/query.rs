@@ -32,7 +32,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::planner::{StageGraph, StagePlanner};
+use crate::planner::StagePlanner;
 use crate::state::{ClusterState, JobOutcome, JobResult};
 
 tokio::task_local! {
@@ -113,7 +113,6 @@ impl QueryPlanner for DistributedQueryPlanner {
 #[derive(Debug)]
 pub struct DistributedQueryExec {
     plan: Arc<dyn ExecutionPlan>,
-    graph: StageGraph,
     cluster: Arc<ClusterState>,
     results: Arc<FlightClientPool>,
     properties: Arc<PlanProperties>,
@@ -121,13 +120,12 @@ pub struct DistributedQueryExec {
 }
 
 impl DistributedQueryExec {
-    /// Wraps `plan`; its stages (shown by `EXPLAIN`) are planned once here.
+    /// Wraps `plan`; its stages are planned when it runs (each run is a job of its own).
     pub fn try_new(
         plan: Arc<dyn ExecutionPlan>,
         cluster: Arc<ClusterState>,
         results: Arc<FlightClientPool>,
     ) -> DfResult<Self> {
-        let graph = StagePlanner::plan("explain", Arc::clone(&plan))?;
         let properties = PlanProperties::new(
             EquivalenceProperties::new(plan.schema()),
             Partitioning::UnknownPartitioning(1),
@@ -136,7 +134,6 @@ impl DistributedQueryExec {
         );
         Ok(Self {
             plan,
-            graph,
             cluster,
             results,
             properties: Arc::new(properties),
@@ -145,16 +142,20 @@ impl DistributedQueryExec {
     }
 }
 
+impl DistributedQueryExec {
+    /// The stage DAG as text; planned only when shown.
+    fn stages_text(&self) -> String {
+        StagePlanner::plan("explain", Arc::clone(&self.plan))
+            .map(|graph| graph.display().trim_end().to_string())
+            .unwrap_or_else(|e| format!("(stages cannot be planned: {e})"))
+    }
+}
+
 impl DisplayAs for DistributedQueryExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let last_run = self.last_run.lock().ok().and_then(|run| run.clone());
         match last_run {
-            None => write!(
-                f,
-                "DistributedQueryExec: stages={}\n{}",
-                self.graph.stages.len(),
-                self.graph.display().trim_end()
-            ),
+            None => write!(f, "DistributedQueryExec:\n{}", self.stages_text()),
             Some(result) => {
                 writeln!(f, "DistributedQueryExec: stages={}", result.stages.len())?;
                 for stage in result.stages.iter().rev() {
@@ -171,7 +172,7 @@ impl DisplayAs for DistributedQueryExec {
                         stage.elapsed.as_secs_f64()
                     )?;
                 }
-                write!(f, "{}", self.graph.display().trim_end())
+                write!(f, "{}", self.stages_text())
             }
         }
     }

@@ -277,15 +277,6 @@ impl ClusterState {
         self.schedule();
     }
 
-    /// Number of registered executors and their total slots.
-    pub fn capacity(&self) -> (usize, usize) {
-        let inner = self.lock();
-        (
-            inner.executors.len(),
-            inner.executors.values().map(|e| e.slots).sum(),
-        )
-    }
-
     /// Starts a job; the receiver reports how it ends.
     pub fn submit(
         self: &Arc<Self>,

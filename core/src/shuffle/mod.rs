@@ -47,14 +47,13 @@ pub struct ShuffleLocation {
     pub bytes: u64,
 }
 
-/// Who is running shuffle operators: the executor (with a work dir) or the scheduler (reading
-/// final results only).
+/// The executor running shuffle operators: its id, work dir and connections.
 #[derive(Debug)]
 pub struct ShuffleEnv {
     /// This process's executor id; files of this id are read from disk.
     pub executor_id: String,
-    /// Root of shuffle files; `None` in a process that only reads remotely.
-    pub work_dir: Option<PathBuf>,
+    /// Root of shuffle files.
+    pub work_dir: PathBuf,
     /// Flight connections to other executors.
     pub clients: FlightClientPool,
     /// Broadcast inputs already fetched to this executor's disk.
@@ -66,17 +65,7 @@ impl ShuffleEnv {
     pub fn executor(executor_id: impl Into<String>, work_dir: PathBuf) -> Self {
         Self {
             executor_id: executor_id.into(),
-            work_dir: Some(work_dir),
-            clients: FlightClientPool::default(),
-            broadcast_cache: BroadcastCache::default(),
-        }
-    }
-
-    /// An environment for a process that reads shuffle output only over Flight.
-    pub fn remote_reader(name: impl Into<String>) -> Self {
-        Self {
-            executor_id: name.into(),
-            work_dir: None,
+            work_dir,
             clients: FlightClientPool::default(),
             broadcast_cache: BroadcastCache::default(),
         }
@@ -89,19 +78,9 @@ impl ShuffleEnv {
             .get_extension::<ShuffleEnv>()
             .ok_or_else(|| {
                 DataFusionError::Execution(
-                    "shuffle operators run only inside a Floe executor or scheduler".into(),
+                    "shuffle operators run only inside a Floe executor".into(),
                 )
             })
-    }
-
-    /// The work dir, for operators that write.
-    pub fn work_dir(&self) -> Result<&Path> {
-        self.work_dir.as_deref().ok_or_else(|| {
-            DataFusionError::Execution(format!(
-                "process `{}` has no shuffle work dir",
-                self.executor_id
-            ))
-        })
     }
 }
 

@@ -83,13 +83,13 @@ impl ShuffleReaderExec {
     }
 
     /// The same reader marked as a broadcast input.
-    pub fn into_broadcast(self) -> Result<Self> {
+    pub fn as_broadcast(&self) -> Result<Self> {
         Self::try_new(
             self.stage_id,
-            self.schema,
+            Arc::clone(&self.schema),
             self.properties.partitioning.clone(),
             self.properties.output_ordering().cloned(),
-            self.locations,
+            self.locations.clone(),
             true,
         )
     }
@@ -210,21 +210,23 @@ async fn open_location(
     schema: &SchemaRef,
 ) -> Result<BatchStream> {
     let job_id = super::flight::job_of_path(&location.path);
-    match env.work_dir.as_deref() {
-        Some(work_dir) if location.executor_id == env.executor_id => Ok(read_local_file(
-            resolve_shuffle_path(work_dir, job_id, &location.path)?,
-        )),
-        Some(work_dir) if broadcast => {
-            let local = fetch_broadcast(
-                &env.broadcast_cache,
-                &env.clients,
-                work_dir,
-                location,
-                schema,
-            )
-            .await?;
-            Ok(read_local_file(local))
-        }
-        _ => fetch_remote(&env.clients, location),
+    if location.executor_id == env.executor_id {
+        return Ok(read_local_file(resolve_shuffle_path(
+            &env.work_dir,
+            job_id,
+            &location.path,
+        )?));
     }
+    if broadcast {
+        let local = fetch_broadcast(
+            &env.broadcast_cache,
+            &env.clients,
+            &env.work_dir,
+            location,
+            schema,
+        )
+        .await?;
+        return Ok(read_local_file(local));
+    }
+    fetch_remote(&env.clients, location)
 }

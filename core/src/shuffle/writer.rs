@@ -113,7 +113,7 @@ impl ShuffleWriterExec {
     ) -> Result<Vec<ShuffleOutputFile>> {
         let env = ShuffleEnv::of(&context)?;
         let relative_dir = format!("{}/{}/{partition}", self.job_id, self.stage_id);
-        let dir = env.work_dir()?.join(&relative_dir);
+        let dir = env.work_dir.join(&relative_dir);
         std::fs::create_dir_all(&dir).map_err(|e| {
             DataFusionError::Execution(format!("cannot create shuffle dir {}: {e}", dir.display()))
         })?;
