@@ -14,8 +14,9 @@ use floe_core::FloeConfig;
 use mimalloc::MiMalloc;
 
 mod output;
-mod remote;
 mod repl;
+
+use floe_client::remote;
 
 use output::OutputFormat;
 

@@ -97,6 +97,7 @@ impl EmbeddedCluster {
 /// A Flight SQL connection with its own session on the scheduler.
 pub struct Connection {
     client: FlightSqlServiceClient<Channel>,
+    progress_bar: bool,
 }
 
 impl Connection {
@@ -108,7 +109,10 @@ impl Connection {
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
         let mut client = FlightSqlServiceClient::new_from_inner(inner);
         client.set_header(SESSION_HEADER, uuid::Uuid::new_v4().to_string());
-        let mut connection = Self { client };
+        let mut connection = Self {
+            client,
+            progress_bar: true,
+        };
         // Fail now, with the address in the message, rather than at the first statement.
         connection
             .client
@@ -116,6 +120,12 @@ impl Connection {
             .await
             .map_err(|e| format!("cannot connect to Floe at {host}: {}", flight_message(&e)))?;
         Ok(connection)
+    }
+
+    /// No progress bar for long statements (for callers that show their own).
+    pub fn without_progress_bar(mut self) -> Self {
+        self.progress_bar = false;
+        self
     }
 
     /// Runs one statement to completion; Ctrl-C cancels it on the cluster.
@@ -130,7 +140,7 @@ impl Connection {
             Schema::try_from(info.clone()).map_err(|e| StatementError::Failed(e.to_string()))?,
         );
         let query_id = query_id_of(&info);
-        let progress = query_id.clone().map(|id| {
+        let progress = query_id.clone().filter(|_| self.progress_bar).map(|id| {
             let client = self.client.clone();
             tokio::spawn(show_progress(client, id))
         });

@@ -9,7 +9,7 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::output::Printer;
-use crate::remote::{Connection, StatementError};
+use floe_client::remote::{Connection, StatementError};
 
 /// Most lines kept in the history file.
 const HISTORY_MAX_LINES: usize = 10_000;

@@ -25,7 +25,7 @@ use datafusion_proto::protobuf;
 use prost::Message;
 
 use crate::iceberg::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
-use crate::shuffle::{ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
+use crate::shuffle::{ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
 
 /// One Floe plan node on the wire.
 #[derive(Clone, PartialEq, Message)]
@@ -86,6 +86,20 @@ pub struct ShuffleReaderNode {
     /// Every task reads all partitions.
     #[prost(bool, tag = "6")]
     pub broadcast: bool,
+    /// Columns constant within each partition.
+    #[prost(uint32, repeated, tag = "7")]
+    pub constant_columns: Vec<u32>,
+    /// Groups of columns equal in every row.
+    #[prost(message, repeated, tag = "8")]
+    pub equal_columns: Vec<EqualColumnsNode>,
+}
+
+/// Columns (by index) whose values are equal in every row.
+#[derive(Clone, PartialEq, Message)]
+pub struct EqualColumnsNode {
+    /// Column indices.
+    #[prost(uint32, repeated, tag = "1")]
+    pub columns: Vec<u32>,
 }
 
 /// The files of one shuffle partition.
@@ -401,14 +415,25 @@ impl FloePhysicalCodec {
                     .collect()
             })
             .collect();
-        Ok(Arc::new(ShuffleReaderExec::try_new(
-            node.stage_id as usize,
-            schema,
-            partitioning,
-            ordering,
-            locations,
-            node.broadcast,
-        )?))
+        let equivalences = ColumnEquivalences {
+            constants: node.constant_columns.iter().map(|c| *c as usize).collect(),
+            equal_groups: node
+                .equal_columns
+                .iter()
+                .map(|group| group.columns.iter().map(|c| *c as usize).collect())
+                .collect(),
+        };
+        Ok(Arc::new(
+            ShuffleReaderExec::try_new(
+                node.stage_id as usize,
+                schema,
+                partitioning,
+                ordering,
+                locations,
+                node.broadcast,
+            )?
+            .with_equivalences(equivalences)?,
+        ))
     }
 
     fn encode_reader(&self, reader: &ShuffleReaderExec) -> Result<ShuffleReaderNode> {
@@ -444,6 +469,20 @@ impl FloePhysicalCodec {
                 })
                 .collect(),
             broadcast: reader.is_broadcast(),
+            constant_columns: reader
+                .equivalences()
+                .constants
+                .iter()
+                .map(|c| *c as u32)
+                .collect(),
+            equal_columns: reader
+                .equivalences()
+                .equal_groups
+                .iter()
+                .map(|group| EqualColumnsNode {
+                    columns: group.iter().map(|c| *c as u32).collect(),
+                })
+                .collect(),
         })
     }
 }

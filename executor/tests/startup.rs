@@ -21,7 +21,10 @@ fn a_taken_address_or_unusable_work_dir_is_named() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot bind {address}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot bind {address}")),
+        "{stderr}"
+    );
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();

@@ -34,7 +34,9 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, displayable};
 use floe_core::iceberg::scan::IcebergScanExec;
-use floe_core::shuffle::{ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
+use floe_core::shuffle::{
+    ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec,
+};
 
 use crate::error::{Result, SchedulerError};
 
@@ -142,17 +144,21 @@ impl StagePlanner {
         if let Some(repartition) = any.downcast_ref::<RepartitionExec>() {
             let input = Arc::clone(repartition.input());
             let ordering = input.output_ordering().cloned();
+            let equivalences = ColumnEquivalences::of(input.as_ref());
             let partitioning = repartition.partitioning().clone();
             let count = partitioning.partition_count();
             let stage_id = self.add_stage(input, Some(partitioning.clone()))?;
-            let reader: Arc<dyn ExecutionPlan> = Arc::new(ShuffleReaderExec::try_new(
-                stage_id,
-                plan.schema(),
-                partitioning,
-                None,
-                vec![Vec::new(); count],
-                false,
-            )?);
+            let reader: Arc<dyn ExecutionPlan> = Arc::new(
+                ShuffleReaderExec::try_new(
+                    stage_id,
+                    plan.schema(),
+                    partitioning,
+                    None,
+                    vec![Vec::new(); count],
+                    false,
+                )?
+                .with_equivalences(equivalences)?,
+            );
             // A sort-preserving exchange merges its inputs in order; files read one after
             // another don't, so sort each partition again.
             return Ok(match (repartition.preserve_order(), ordering) {
@@ -174,15 +180,19 @@ impl StagePlanner {
             } else {
                 None
             };
+            let equivalences = ColumnEquivalences::of(input.as_ref());
             let stage_id = self.add_stage(Arc::clone(&input), None)?;
-            let reader = Arc::new(ShuffleReaderExec::try_new(
-                stage_id,
-                input.schema(),
-                datafusion::physical_expr::Partitioning::UnknownPartitioning(count),
-                ordering,
-                vec![Vec::new(); count],
-                false,
-            )?);
+            let reader = Arc::new(
+                ShuffleReaderExec::try_new(
+                    stage_id,
+                    input.schema(),
+                    datafusion::physical_expr::Partitioning::UnknownPartitioning(count),
+                    ordering,
+                    vec![Vec::new(); count],
+                    false,
+                )?
+                .with_equivalences(equivalences)?,
+            );
             return Ok(plan.with_new_children(vec![reader])?);
         }
         Ok(plan)

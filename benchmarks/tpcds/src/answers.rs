@@ -95,6 +95,12 @@ pub fn compare(
     ordered: bool,
 ) -> Result<Vec<String>, AnswerError> {
     let actual = floe_core::text_rows::rows_as_text(batches)?;
+    Ok(compare_text(answer, &actual, ordered))
+}
+
+/// [`compare`] for a result already in text form (as [`floe_core::text_rows::rows_as_text`]
+/// writes it).
+pub fn compare_text(answer: &Answer, actual: &[Vec<String>], ordered: bool) -> Vec<String> {
     let mut mismatches = Vec::new();
     if actual.len() != answer.rows.len() {
         mismatches.push(format!(
@@ -104,7 +110,7 @@ pub fn compare(
         ));
     }
     if ordered {
-        for (index, (expected, got)) in answer.rows.iter().zip(&actual).enumerate() {
+        for (index, (expected, got)) in answer.rows.iter().zip(actual).enumerate() {
             if !rows_match(expected, got) && mismatches.len() < MAX_LISTED_MISMATCHES {
                 mismatches.push(format!(
                     "row {}: expected {}, got {}",
@@ -118,7 +124,7 @@ pub fn compare(
         // every shifted row, and let the caller judge.
         if !mismatches.is_empty()
             && actual.len() == answer.rows.len()
-            && unmatched(answer, &actual).is_empty()
+            && unmatched(answer, actual).is_empty()
         {
             mismatches = vec![
                 "same rows in another order (rows tying on the ORDER BY keys may explain it)"
@@ -126,9 +132,9 @@ pub fn compare(
             ];
         }
     } else {
-        mismatches.extend(unmatched(answer, &actual));
+        mismatches.extend(unmatched(answer, actual));
     }
-    Ok(mismatches)
+    mismatches
 }
 
 /// Rows of the answer with no equal row in `actual` (each actual row used once).

@@ -20,8 +20,42 @@ use datafusion::physical_expr_adapter::{
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
 /// Creates [`FieldIdExprAdapter`]s for the files of one Iceberg scan.
+///
+/// The table's field ids are taken once from the table's Arrow schema rather than from the
+/// schema the scan outputs: plans carry no field-id metadata (it would leak into every schema
+/// above the scan, and DataFusion rejects a UNION whose inputs' field metadata differ).
 #[derive(Debug, Default, Clone)]
-pub struct FieldIdAdapterFactory;
+pub struct FieldIdAdapterFactory {
+    names_by_id: Arc<HashMap<i32, String>>,
+}
+
+impl FieldIdAdapterFactory {
+    /// An adapter factory for a table whose Arrow schema `table_schema` carries field ids.
+    pub fn for_table(table_schema: &Schema) -> Self {
+        let names_by_id = table_schema
+            .fields()
+            .iter()
+            .filter_map(|f| Some((field_id(f)?, f.name().clone())))
+            .collect();
+        Self {
+            names_by_id: Arc::new(names_by_id),
+        }
+    }
+}
+
+/// `schema` without the `PARQUET:field_id` metadata on its fields.
+pub fn without_field_ids(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut metadata = field.metadata().clone();
+            metadata.remove(PARQUET_FIELD_ID_META_KEY);
+            field.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
 
 impl PhysicalExprAdapterFactory for FieldIdAdapterFactory {
     fn create(
@@ -29,7 +63,7 @@ impl PhysicalExprAdapterFactory for FieldIdAdapterFactory {
         logical_file_schema: SchemaRef,
         physical_file_schema: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
-        let renamed = rename_by_field_id(&logical_file_schema, &physical_file_schema);
+        let renamed = rename_by_field_id(&self.names_by_id, &physical_file_schema);
         let inner =
             DefaultPhysicalExprAdapterFactory.create(logical_file_schema, Arc::clone(&renamed))?;
         Ok(Arc::new(FieldIdExprAdapter {
@@ -79,22 +113,17 @@ fn field_id(field: &Field) -> Option<i32> {
 /// A view of the file schema in which each column carries the table's name for its field id.
 /// Columns whose id the table no longer has get a name no table column can match. Files without
 /// any field ids (written by tools that ignore the spec) keep their names: name mapping.
-fn rename_by_field_id(logical: &Schema, physical: &SchemaRef) -> SchemaRef {
+fn rename_by_field_id(logical_names: &HashMap<i32, String>, physical: &SchemaRef) -> SchemaRef {
     if physical.fields().iter().all(|f| field_id(f).is_none()) {
         return Arc::clone(physical);
     }
-    let logical_names: HashMap<i32, &str> = logical
-        .fields()
-        .iter()
-        .filter_map(|f| Some((field_id(f)?, f.name().as_str())))
-        .collect();
     let fields: Vec<Field> = physical
         .fields()
         .iter()
         .enumerate()
         .map(|(index, f)| {
             let name = match field_id(f).and_then(|id| logical_names.get(&id)) {
-                Some(name) => (*name).to_string(),
+                Some(name) => name.clone(),
                 None => format!("__floe_unmapped_column_{index}"),
             };
             f.as_ref().clone().with_name(name)
@@ -133,7 +162,7 @@ mod tests {
             field("id", 1, DataType::Int32),
             field("name", 2, DataType::Utf8),
         ]));
-        let adapter = FieldIdAdapterFactory
+        let adapter = FieldIdAdapterFactory::for_table(&logical)
             .create(logical, Arc::clone(&physical))
             .unwrap();
 

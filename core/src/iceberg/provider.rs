@@ -27,6 +27,7 @@ use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
+use super::field_ids::without_field_ids;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
 use super::stats::{ManifestStatsCache, file_statistics};
@@ -240,7 +241,10 @@ impl SchemaProvider for IcebergSchemaProvider {
 pub struct IcebergTableProvider {
     catalog: Arc<FloeCatalog>,
     table: Table,
+    /// The table's columns with their field ids, for the scan to match file columns by.
     schema: SchemaRef,
+    /// The same columns without field ids: what plans see.
+    plan_schema: SchemaRef,
     caches: Arc<MetadataCaches>,
 }
 
@@ -255,6 +259,7 @@ impl IcebergTableProvider {
         Ok(Self {
             catalog,
             table,
+            plan_schema: without_field_ids(&schema),
             schema,
             caches,
         })
@@ -390,7 +395,7 @@ impl TableProvider for IcebergTableProvider {
     }
 
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(&self.plan_schema)
     }
 
     fn table_type(&self) -> TableType {

@@ -34,7 +34,7 @@ use datafusion::physical_plan::filter_pushdown::{
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
-use super::field_ids::FieldIdAdapterFactory;
+use super::field_ids::{FieldIdAdapterFactory, without_field_ids};
 
 /// One data file to read.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,7 @@ impl IcebergScanExec {
         parquet_options.global.pruning = true;
         parquet_options.global.enable_page_index = true;
         parquet_options.global.bloom_filter_on_read = false;
-        let mut source = ParquetSource::new(TableSchema::from_file_schema(Arc::clone(
+        let mut source = ParquetSource::new(TableSchema::from_file_schema(without_field_ids(
             &spec.table_schema,
         )))
         .with_table_parquet_options(parquet_options)
@@ -129,7 +129,9 @@ impl IcebergScanExec {
             .with_projection_indices(spec.projection.clone())?
             .with_limit(spec.limit)
             .with_batch_size(Some(spec.batch_size))
-            .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory)))
+            .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::for_table(
+                &spec.table_schema,
+            ))))
             .build();
         let parquet_scan = DataSourceExec::from_data_source(config);
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::execution::TaskContext;
 
-pub use reader::ShuffleReaderExec;
+pub use reader::{ColumnEquivalences, ShuffleReaderExec};
 pub use writer::{ShuffleOutputFile, ShuffleWriterExec};
 
 use self::flight::{BroadcastCache, FlightClientPool};

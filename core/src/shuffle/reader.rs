@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning};
+use datafusion::physical_expr::equivalence::{AcrossPartitions, ConstExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -28,8 +30,79 @@ pub struct ShuffleReaderExec {
     schema: SchemaRef,
     locations: Vec<Vec<ShuffleLocation>>,
     broadcast: bool,
+    equivalences: ColumnEquivalences,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+}
+
+/// What the writing stage knew about its rows' columns beyond their order: columns that are
+/// constant and columns equal to each other (say, after `WHERE d_year = 1999` or a join on
+/// `a = b`). The rows a reader returns are the writer's rows, so these still hold; without
+/// them an operator planned over the writer's input (a window partitioned by a constant column
+/// its sort left out) no longer finds the order it was planned with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnEquivalences {
+    /// Indices of columns constant within each partition.
+    pub constants: Vec<usize>,
+    /// Groups of column indices whose values are equal in every row.
+    pub equal_groups: Vec<Vec<usize>>,
+}
+
+impl ColumnEquivalences {
+    /// The column-level facts of `plan`'s output (facts about other expressions are dropped).
+    pub fn of(plan: &dyn ExecutionPlan) -> Self {
+        let properties = plan.properties().equivalence_properties();
+        let column_index = |expr: &Arc<dyn PhysicalExpr>| {
+            expr.as_any().downcast_ref::<Column>().map(Column::index)
+        };
+        let constants = properties
+            .constants()
+            .iter()
+            .filter_map(|constant| column_index(&constant.expr))
+            .collect();
+        let equal_groups = properties
+            .eq_group()
+            .iter()
+            .map(|class| class.iter().filter_map(column_index).collect::<Vec<_>>())
+            .filter(|group| group.len() > 1)
+            .collect();
+        Self {
+            constants,
+            equal_groups,
+        }
+    }
+
+    fn apply(&self, properties: &mut EquivalenceProperties, schema: &SchemaRef) -> Result<()> {
+        let column = |index: usize| -> Result<Arc<dyn PhysicalExpr>> {
+            Ok(Arc::new(Column::new_with_schema(
+                schema.field(index).name(),
+                schema,
+            )?))
+        };
+        let columns = schema.fields().len();
+        for group in &self.equal_groups {
+            let mut members = group.iter().filter(|index| **index < columns);
+            if let Some(first) = members.next() {
+                let first = column(*first)?;
+                for other in members {
+                    properties.add_equal_conditions(Arc::clone(&first), column(*other)?)?;
+                }
+            }
+        }
+        let constants = self
+            .constants
+            .iter()
+            .filter(|index| **index < columns)
+            .map(|index| {
+                Ok(ConstExpr::new(
+                    column(*index)?,
+                    AcrossPartitions::Heterogeneous,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        properties.add_constants(constants)?;
+        Ok(())
+    }
 }
 
 impl ShuffleReaderExec {
@@ -43,6 +116,26 @@ impl ShuffleReaderExec {
         locations: Vec<Vec<ShuffleLocation>>,
         broadcast: bool,
     ) -> Result<Self> {
+        Self::build(
+            stage_id,
+            schema,
+            partitioning,
+            ordering,
+            locations,
+            broadcast,
+            ColumnEquivalences::default(),
+        )
+    }
+
+    fn build(
+        stage_id: usize,
+        schema: SchemaRef,
+        partitioning: Partitioning,
+        ordering: Option<LexOrdering>,
+        locations: Vec<Vec<ShuffleLocation>>,
+        broadcast: bool,
+        equivalences: ColumnEquivalences,
+    ) -> Result<Self> {
         if locations.len() != partitioning.partition_count() {
             return internal_err!(
                 "shuffle reader of stage {stage_id}: {} location lists for {} partitions",
@@ -51,6 +144,7 @@ impl ShuffleReaderExec {
             );
         }
         let mut eq_properties = EquivalenceProperties::new(Arc::clone(&schema));
+        equivalences.apply(&mut eq_properties, &schema)?;
         if let Some(ordering) = ordering {
             eq_properties.add_ordering(ordering);
         }
@@ -65,33 +159,48 @@ impl ShuffleReaderExec {
             schema,
             locations,
             broadcast,
+            equivalences,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
-    /// The same reader with the input stage's file locations filled in (or trimmed).
-    pub fn with_locations(&self, locations: Vec<Vec<ShuffleLocation>>) -> Result<Self> {
-        Self::try_new(
+    /// A copy of this reader with `locations`, `broadcast` and `equivalences` replaced.
+    fn rebuilt(
+        &self,
+        locations: Vec<Vec<ShuffleLocation>>,
+        broadcast: bool,
+        equivalences: ColumnEquivalences,
+    ) -> Result<Self> {
+        Self::build(
             self.stage_id,
             Arc::clone(&self.schema),
             self.properties.partitioning.clone(),
-            self.properties.output_ordering().cloned(),
+            self.ordering().cloned(),
             locations,
-            self.broadcast,
+            broadcast,
+            equivalences,
         )
+    }
+
+    /// The same reader with the input stage's file locations filled in (or trimmed).
+    pub fn with_locations(&self, locations: Vec<Vec<ShuffleLocation>>) -> Result<Self> {
+        self.rebuilt(locations, self.broadcast, self.equivalences.clone())
     }
 
     /// The same reader marked as a broadcast input.
     pub fn as_broadcast(&self) -> Result<Self> {
-        Self::try_new(
-            self.stage_id,
-            Arc::clone(&self.schema),
-            self.properties.partitioning.clone(),
-            self.properties.output_ordering().cloned(),
-            self.locations.clone(),
-            true,
-        )
+        self.rebuilt(self.locations.clone(), true, self.equivalences.clone())
+    }
+
+    /// The same reader knowing the writing stage's constant and equal columns.
+    pub fn with_equivalences(&self, equivalences: ColumnEquivalences) -> Result<Self> {
+        self.rebuilt(self.locations.clone(), self.broadcast, equivalences)
+    }
+
+    /// The constant and equal columns this reader declares.
+    pub fn equivalences(&self) -> &ColumnEquivalences {
+        &self.equivalences
     }
 
     /// The stage whose output this reads.

@@ -7,7 +7,11 @@ use std::io::BufWriter;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, GenericByteViewArray, RecordBatch, StringArray, UInt32Array,
+    UInt64Array,
+};
+use arrow::datatypes::ByteViewType;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::writer::StreamWriter;
 use datafusion::common::{DataFusionError, Result, internal_err};
@@ -173,6 +177,42 @@ impl ShuffleWriterExec {
     }
 }
 
+/// A view column keeping more than this many times the bytes its rows use is compacted.
+const VIEW_BUFFER_SLACK: usize = 2;
+
+/// `batch` with its string and binary view columns copied out of oversized buffers.
+///
+/// View arrays share data buffers with the arrays they were filtered, taken or sliced from, and
+/// IPC writes every buffer an array references: one 10-row batch out of a join over long
+/// strings can drag megabytes along, once per batch (TPC-DS q72 wrote gigabytes of shuffle
+/// files for a few thousand rows this way).
+fn compact_view_columns(batch: &RecordBatch) -> Result<RecordBatch> {
+    fn compacted<T: ByteViewType + ?Sized>(array: &GenericByteViewArray<T>) -> Option<ArrayRef> {
+        let buffers: usize = array.data_buffers().iter().map(|b| b.len()).sum();
+        let used = array.total_buffer_bytes_used();
+        (buffers > used.saturating_mul(VIEW_BUFFER_SLACK).max(4096))
+            .then(|| Arc::new(array.gc()) as ArrayRef)
+    }
+    let mut changed = false;
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            let replacement = match column.data_type() {
+                DataType::Utf8View => compacted(column.as_string_view()),
+                DataType::BinaryView => compacted(column.as_binary_view()),
+                _ => None,
+            };
+            changed |= replacement.is_some();
+            replacement.unwrap_or_else(|| Arc::clone(column))
+        })
+        .collect();
+    if !changed {
+        return Ok(batch.clone());
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
 /// One open IPC stream file.
 struct PartitionFileWriter {
     writer: StreamWriter<BufWriter<File>>,
@@ -203,7 +243,7 @@ impl PartitionFileWriter {
             return Ok(());
         }
         self.rows += batch.num_rows() as u64;
-        Ok(self.writer.write(batch)?)
+        Ok(self.writer.write(&compact_view_columns(batch)?)?)
     }
 
     fn finish(mut self, output_partition: usize) -> Result<ShuffleOutputFile> {
@@ -317,5 +357,40 @@ impl ExecutionPlan for ShuffleWriterExec {
 
     fn metrics(&self) -> Option<MetricsSet> {
         Some(self.metrics.clone_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use arrow::array::StringViewArray;
+
+    use super::*;
+
+    #[test]
+    fn a_slice_of_long_strings_is_written_without_its_parents_buffers() {
+        let long: Vec<String> = (0..1000).map(|i| format!("{i:0>200}")).collect();
+        let array: ArrayRef = Arc::new(StringViewArray::from_iter_values(&long));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "s",
+            DataType::Utf8View,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![array])
+            .unwrap()
+            .slice(10, 2);
+        let buffer_bytes = |batch: &RecordBatch| -> usize {
+            let array = batch.column(0).as_string_view();
+            array.data_buffers().iter().map(|b| b.len()).sum()
+        };
+        assert!(buffer_bytes(&batch) >= 200_000);
+        let compacted = compact_view_columns(&batch).unwrap();
+        assert!(
+            buffer_bytes(&compacted) <= 400,
+            "{}",
+            buffer_bytes(&compacted)
+        );
+        assert_eq!(compacted.column(0).as_string_view().value(1), long[11]);
     }
 }
