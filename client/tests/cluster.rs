@@ -4,9 +4,12 @@
 //! (`FloeSession` without a cluster) over the same Iceberg tables.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/processes.rs"]
+mod processes;
+
+use processes::start_cluster;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
@@ -20,96 +23,7 @@ use arrow_flight::{Action, CancelFlightInfoRequest, FlightInfo, Ticket};
 use floe_core::{FloeConfig, FloeSession};
 use futures::TryStreamExt;
 use prost::Message;
-use tempfile::TempDir;
 use tonic::transport::Channel;
-
-/// A binary of this workspace, next to the test executable's `deps` directory.
-fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built; run `cargo test --workspace` (or `cargo build --workspace`)",
-        path.display()
-    );
-    path
-}
-
-/// A child process killed when the test ends.
-struct Process {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `binary` and reads the address from its `listening on ADDR` line.
-fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
-    let mut child = Command::new(workspace_binary(binary))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("FLOE_CONFIG")
-        .env(
-            "RUST_LOG",
-            std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let address = line
-        .rsplit("listening on ")
-        .next()
-        .unwrap()
-        .trim()
-        .to_string();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process { child, address }
-}
-
-struct Cluster {
-    dir: TempDir,
-    scheduler: Process,
-    executors: Vec<Process>,
-}
-
-fn start_cluster() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let scheduler = start("floe-scheduler", &["--bind", "127.0.0.1:0"], dir.path());
-    let executors = (0..2)
-        .map(|i| {
-            let work = dir.path().join(format!("work-{i}"));
-            start(
-                "floe-executor",
-                &[
-                    "--scheduler",
-                    &scheduler.address,
-                    "--bind",
-                    "127.0.0.1:0",
-                    "--work-dir",
-                    work.to_str().unwrap(),
-                    "--slots",
-                    "2",
-                ],
-                dir.path(),
-            )
-        })
-        .collect();
-    Cluster {
-        dir,
-        scheduler,
-        executors,
-    }
-}
 
 async fn client(address: &str) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{address}"))

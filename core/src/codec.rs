@@ -86,9 +86,12 @@ pub struct ShuffleReaderNode {
     /// Every task reads all partitions.
     #[prost(bool, tag = "6")]
     pub broadcast: bool,
-    /// Columns constant within each partition.
+    /// Columns with one value in all rows.
     #[prost(uint32, repeated, tag = "7")]
     pub constant_columns: Vec<u32>,
+    /// Columns with one value within each partition.
+    #[prost(uint32, repeated, tag = "9")]
+    pub partition_constant_columns: Vec<u32>,
     /// Groups of columns equal in every row.
     #[prost(message, repeated, tag = "8")]
     pub equal_columns: Vec<EqualColumnsNode>,
@@ -417,6 +420,11 @@ impl FloePhysicalCodec {
             .collect();
         let equivalences = ColumnEquivalences {
             constants: node.constant_columns.iter().map(|c| *c as usize).collect(),
+            partition_constants: node
+                .partition_constant_columns
+                .iter()
+                .map(|c| *c as usize)
+                .collect(),
             equal_groups: node
                 .equal_columns
                 .iter()
@@ -472,6 +480,12 @@ impl FloePhysicalCodec {
             constant_columns: reader
                 .equivalences()
                 .constants
+                .iter()
+                .map(|c| *c as u32)
+                .collect(),
+            partition_constant_columns: reader
+                .equivalences()
+                .partition_constants
                 .iter()
                 .map(|c| *c as u32)
                 .collect(),

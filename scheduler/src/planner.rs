@@ -144,7 +144,7 @@ impl StagePlanner {
         if let Some(repartition) = any.downcast_ref::<RepartitionExec>() {
             let input = Arc::clone(repartition.input());
             let ordering = input.output_ordering().cloned();
-            let equivalences = ColumnEquivalences::of(input.as_ref());
+            let equivalences = ColumnEquivalences::of(input.as_ref(), false);
             let partitioning = repartition.partitioning().clone();
             let count = partitioning.partition_count();
             let stage_id = self.add_stage(input, Some(partitioning.clone()))?;
@@ -180,7 +180,8 @@ impl StagePlanner {
             } else {
                 None
             };
-            let equivalences = ColumnEquivalences::of(input.as_ref());
+            // Partition `p` of this reader is exactly task `p`'s output.
+            let equivalences = ColumnEquivalences::of(input.as_ref(), true);
             let stage_id = self.add_stage(Arc::clone(&input), None)?;
             let reader = Arc::new(
                 ShuffleReaderExec::try_new(

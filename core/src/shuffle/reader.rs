@@ -40,36 +40,48 @@ pub struct ShuffleReaderExec {
 /// `a = b`). The rows a reader returns are the writer's rows, so these still hold; without
 /// them an operator planned over the writer's input (a window partitioned by a constant column
 /// its sort left out) no longer finds the order it was planned with.
+///
+/// A column constant only within each partition (a literal in one branch of a UNION) stays so
+/// only where the reader's partitions are the writer's; a hash exchange mixes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ColumnEquivalences {
-    /// Indices of columns constant within each partition.
+    /// Indices of columns with one value in all rows.
     pub constants: Vec<usize>,
+    /// Indices of columns with one value within each partition.
+    pub partition_constants: Vec<usize>,
     /// Groups of column indices whose values are equal in every row.
     pub equal_groups: Vec<Vec<usize>>,
 }
 
 impl ColumnEquivalences {
-    /// The column-level facts of `plan`'s output (facts about other expressions are dropped).
-    pub fn of(plan: &dyn ExecutionPlan) -> Self {
+    /// The column-level facts of `plan`'s output (facts about other expressions are dropped);
+    /// per-partition constants only if `same_partitions` (the reader's partition `p` is the
+    /// plan's partition `p`).
+    pub fn of(plan: &dyn ExecutionPlan, same_partitions: bool) -> Self {
         let properties = plan.properties().equivalence_properties();
         let column_index = |expr: &Arc<dyn PhysicalExpr>| {
             expr.as_any().downcast_ref::<Column>().map(Column::index)
         };
-        let constants = properties
-            .constants()
-            .iter()
-            .filter_map(|constant| column_index(&constant.expr))
-            .collect();
-        let equal_groups = properties
+        let mut facts = Self::default();
+        for constant in properties.constants() {
+            let Some(index) = column_index(&constant.expr) else {
+                continue;
+            };
+            match constant.across_partitions {
+                AcrossPartitions::Uniform(_) => facts.constants.push(index),
+                AcrossPartitions::Heterogeneous if same_partitions => {
+                    facts.partition_constants.push(index);
+                }
+                AcrossPartitions::Heterogeneous => {}
+            }
+        }
+        facts.equal_groups = properties
             .eq_group()
             .iter()
             .map(|class| class.iter().filter_map(column_index).collect::<Vec<_>>())
             .filter(|group| group.len() > 1)
             .collect();
-        Self {
-            constants,
-            equal_groups,
-        }
+        facts
     }
 
     fn apply(&self, properties: &mut EquivalenceProperties, schema: &SchemaRef) -> Result<()> {
@@ -89,16 +101,18 @@ impl ColumnEquivalences {
                 }
             }
         }
-        let constants = self
+        let uniform = self
             .constants
             .iter()
-            .filter(|index| **index < columns)
-            .map(|index| {
-                Ok(ConstExpr::new(
-                    column(*index)?,
-                    AcrossPartitions::Heterogeneous,
-                ))
-            })
+            .map(|index| (index, AcrossPartitions::Uniform(None)));
+        let per_partition = self
+            .partition_constants
+            .iter()
+            .map(|index| (index, AcrossPartitions::Heterogeneous));
+        let constants = uniform
+            .chain(per_partition)
+            .filter(|(index, _)| **index < columns)
+            .map(|(index, across)| Ok(ConstExpr::new(column(*index)?, across)))
             .collect::<Result<Vec<_>>>()?;
         properties.add_constants(constants)?;
         Ok(())

@@ -1,0 +1,100 @@
+//! Test support shared by the tests that need a real cluster: a `floe-scheduler` and two
+//! `floe-executor` processes on loopback, started from the binaries of this workspace with
+//! port 0 and their bound address read back from their first line of output.
+//!
+//! Included with `#[path]` by `client/tests/cluster.rs` and `benchmarks/tpcds/tests/`.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
+
+/// A binary of this workspace, next to the test executable's `deps` directory.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not built; run `cargo test --workspace` (or `cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed when the test ends.
+pub struct Process {
+    pub child: Child,
+    pub address: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `binary` and reads the address from its `listening on ADDR` line.
+pub fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
+    let mut child = Command::new(workspace_binary(binary))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FLOE_CONFIG")
+        .env(
+            "RUST_LOG",
+            std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let address = line
+        .rsplit("listening on ")
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process { child, address }
+}
+
+pub struct Cluster {
+    pub dir: TempDir,
+    pub scheduler: Process,
+    pub executors: Vec<Process>,
+}
+
+pub fn start_cluster() -> Cluster {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start("floe-scheduler", &["--bind", "127.0.0.1:0"], dir.path());
+    let executors = (0..2)
+        .map(|i| {
+            let work = dir.path().join(format!("work-{i}"));
+            start(
+                "floe-executor",
+                &[
+                    "--scheduler",
+                    &scheduler.address,
+                    "--bind",
+                    "127.0.0.1:0",
+                    "--work-dir",
+                    work.to_str().unwrap(),
+                    "--slots",
+                    "2",
+                ],
+                dir.path(),
+            )
+        })
+        .collect();
+    Cluster {
+        dir,
+        scheduler,
+        executors,
+    }
+}
