@@ -117,8 +117,15 @@ impl TaskRunner {
         task: &TaskId,
         options: &HashMap<String, String>,
     ) -> Result<Arc<TaskContext>, DataFusionError> {
-        let config =
+        let mut config =
             SessionConfig::from_string_hash_map(options)?.with_extension(Arc::clone(&self.env));
+        // A hash join's dynamic filter is published once every partition of the join has built
+        // or reported (a barrier over the plan's partition count); a task runs one partition,
+        // so the probe side would wait for partitions that run in other tasks, forever.
+        config
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
         Ok(Arc::new(TaskContext::new(
             Some(format!(
                 "{}/{}/{}",

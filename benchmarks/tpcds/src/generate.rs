@@ -174,7 +174,7 @@ async fn generate_table(
     let create = create_table_sql(&options.namespace, name, options.partitioned)
         .ok_or_else(|| TpcdsError::UnknownTable(name.to_string()))?;
     session
-        .execute_statement(&format!("DROP TABLE IF EXISTS {qualified}"))
+        .execute_statement(&format!("DROP TABLE IF EXISTS {qualified} PURGE"))
         .await?;
     session.execute_statement(&create).await?;
     let provider = session.context().table_provider(qualified.as_str()).await?;

@@ -108,23 +108,28 @@ impl IcebergScanExec {
         parquet_options.global.pruning = true;
         parquet_options.global.enable_page_index = true;
         parquet_options.global.bloom_filter_on_read = false;
-        let mut source = ParquetSource::new(TableSchema::from_file_schema(without_field_ids(
-            &spec.table_schema,
-        )))
-        .with_table_parquet_options(parquet_options)
-        .with_parquet_file_reader_factory(reader_factory);
+        let file_schema = without_field_ids(&spec.table_schema);
+        let mut source =
+            ParquetSource::new(TableSchema::from_file_schema(Arc::clone(&file_schema)))
+                .with_table_parquet_options(parquet_options)
+                .with_parquet_file_reader_factory(reader_factory);
         if let Some(predicate) = &spec.predicate {
             source = source.with_predicate(Arc::clone(predicate));
         }
         let mut groups: Vec<FileGroup> = spec
             .file_groups
             .iter()
-            .map(|files| FileGroup::new(files.iter().map(partitioned_file).collect()))
+            .map(|files| {
+                FileGroup::new(files.iter().map(partitioned_file).collect())
+                    .with_statistics(Arc::new(row_count_statistics(files, &file_schema)))
+            })
             .collect();
         if groups.is_empty() {
             groups.push(FileGroup::new(Vec::new()));
         }
+        let all_files: Vec<ScanFile> = spec.file_groups.iter().flatten().cloned().collect();
         let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+            .with_statistics(row_count_statistics(&all_files, &file_schema))
             .with_file_groups(groups)
             .with_projection_indices(spec.projection.clone())?
             .with_limit(spec.limit)
@@ -154,6 +159,19 @@ impl IcebergScanExec {
     pub fn spec(&self) -> &IcebergScanSpec {
         &self.spec
     }
+}
+
+/// Statistics of a set of files: the row count from the manifests (inexact: counted before
+/// deletes), nothing else. The join planner needs it to see a small table and broadcast it
+/// (DataFusion takes a scan's statistics from its file groups, not from the files in them);
+/// without it every join would be a partitioned one with a shuffle of both sides.
+fn row_count_statistics(files: &[ScanFile], schema: &arrow::datatypes::Schema) -> Statistics {
+    let mut statistics = Statistics::new_unknown(schema);
+    let rows: Option<u64> = files.iter().map(|file| file.record_count).sum();
+    if let Some(rows) = rows {
+        statistics.num_rows = Precision::Inexact(rows as usize);
+    }
+    statistics
 }
 
 fn partitioned_file(file: &ScanFile) -> PartitionedFile {
