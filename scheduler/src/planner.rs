@@ -270,7 +270,22 @@ fn emits_unmatched_build_rows(join_type: &JoinType) -> bool {
     )
 }
 
-/// Re-plans joins that would be wrong with one build-side copy per task; see the module docs.
+/// Whether `plan` joins anything: DataFusion's row estimate for a join's output is a guess (no
+/// distinct counts), and a guess too low would broadcast a large build side to every task
+/// (TPC-DS q66 at SF1: warehouse x web_sales copied to each task, gigabytes of shuffle files).
+/// Build sides that are a join are therefore hash-partitioned like the probe side instead.
+fn contains_join(plan: &dyn ExecutionPlan) -> bool {
+    plan.as_any().is::<HashJoinExec>()
+        || plan.as_any().is::<NestedLoopJoinExec>()
+        || plan.name().contains("Join")
+        || plan
+            .children()
+            .iter()
+            .any(|child| contains_join(child.as_ref()))
+}
+
+/// Re-plans joins that would be wrong with one build-side copy per task, and joins whose build
+/// side is itself a join (see [`contains_join`]); see the module docs.
 fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     let children = plan
         .children()
@@ -284,11 +299,12 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
     };
     if let Some(join) = plan.as_any().downcast_ref::<HashJoinExec>() {
         let probe_partitions = join.right().output_partitioning().partition_count();
+        let shared_build_needed = emits_unmatched_build_rows(join.join_type());
         if *join.partition_mode() == PartitionMode::CollectLeft
             && probe_partitions > 1
-            && emits_unmatched_build_rows(join.join_type())
+            && (shared_build_needed || contains_join(join.left().as_ref()))
         {
-            if join.null_aware {
+            if shared_build_needed && join.null_aware {
                 // NOT IN semantics need every probe row in one place: run the join as one task.
                 let probe = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
                 let build = Arc::clone(join.left());
