@@ -302,6 +302,31 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
         let shared_build_needed = emits_unmatched_build_rows(join.join_type());
         if *join.partition_mode() == PartitionMode::CollectLeft
             && probe_partitions > 1
+            && *join.join_type() == JoinType::Inner
+            && contains_join(join.left().as_ref())
+            && !contains_join(join.right().as_ref())
+        {
+            // The estimate put the joined rows on the build side; one table's rows are the
+            // better guess for a broadcast, and keep the joined rows where they are.
+            let joined = match join
+                .left()
+                .as_any()
+                .downcast_ref::<CoalescePartitionsExec>()
+            {
+                Some(coalesce) => Arc::clone(coalesce.input()),
+                None => Arc::clone(join.left()),
+            };
+            let table = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
+            let arranged = join
+                .builder()
+                .with_new_children(vec![joined, table])?
+                .reset_state()
+                .recompute_properties()
+                .build()?;
+            return Ok(arranged.swap_inputs(PartitionMode::CollectLeft)?);
+        }
+        if *join.partition_mode() == PartitionMode::CollectLeft
+            && probe_partitions > 1
             && (shared_build_needed || contains_join(join.left().as_ref()))
         {
             if shared_build_needed && join.null_aware {
