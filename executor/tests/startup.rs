@@ -2,6 +2,7 @@
 //! error names them. (Cargo builds a package's binaries for its integration
 //! tests, so this file also makes `cargo test --workspace` build the executor
 //! the client's cluster tests start.)
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::net::TcpListener;
 use std::process::Command;

@@ -2,6 +2,7 @@
 //! and start-up mistakes name what is wrong. (Cargo builds a package's binaries
 //! for its integration tests, so this file also makes `cargo test --workspace`
 //! build the scheduler the client's cluster tests start.)
+#![allow(clippy::unwrap_used, missing_docs)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
