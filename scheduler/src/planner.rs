@@ -275,9 +275,9 @@ fn emits_unmatched_build_rows(join_type: &JoinType) -> bool {
 /// (TPC-DS q66 at SF1: warehouse x web_sales copied to each task, gigabytes of shuffle files).
 /// Build sides that are a join are therefore hash-partitioned like the probe side instead.
 fn contains_join(plan: &dyn ExecutionPlan) -> bool {
-    plan.as_any().is::<HashJoinExec>()
-        || plan.as_any().is::<NestedLoopJoinExec>()
-        || plan.name().contains("Join")
+    // Every DataFusion join operator (hash, nested loop, cross, sort-merge, symmetric hash) is
+    // named `...JoinExec`.
+    plan.name().ends_with("JoinExec")
         || plan
             .children()
             .iter()

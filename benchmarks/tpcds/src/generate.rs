@@ -16,13 +16,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{Array, AsArray};
 use arrow::array::{
     ArrayRef, Date32Builder, Decimal128Builder, Int32Builder, Int64Builder, RecordBatch,
     StringBuilder, StringViewBuilder,
 };
 use arrow::compute::kernels::cast_utils::parse_decimal;
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, SchemaRef};
-use arrow::util::display::array_value_to_string;
+use arrow::datatypes::{DataType, Date32Type, Decimal128Type, SchemaRef, UInt64Type};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -215,13 +215,13 @@ async fn generate_table(
         .write_table(&qualified, DataFrameWriteOptions::new())
         .await?;
     bar.finish_and_clear();
+    // The insert's one row, one column: the rows written.
     let rows = written
         .first()
-        .filter(|batch| batch.num_rows() == 1 && batch.num_columns() == 1)
-        .map(|batch| array_value_to_string(batch.column(0), 0))
-        .transpose()?
-        .and_then(|count| count.parse::<u64>().ok())
-        .unwrap_or_default();
+        .and_then(|batch| batch.columns().first())
+        .and_then(|count| count.as_primitive_opt::<UInt64Type>())
+        .filter(|count| !count.is_empty())
+        .map_or(0, |count| count.value(0));
     let elapsed = started.elapsed();
     progress.suspend(|| {
         println!(
