@@ -12,6 +12,7 @@
 //! and per job when the scheduler says the job's results have been read.
 
 pub mod flight;
+pub mod join_filters;
 mod tasks;
 
 use std::net::SocketAddr;

@@ -30,6 +30,8 @@ use tokio::task::AbortHandle;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::join_filters::run_hash_joins_per_partition;
+
 /// Attempts to deliver a task report before giving up (the scheduler then sees the executor's
 /// slot as busy until it expires the executor).
 pub const REPORT_ATTEMPTS: usize = 3;
@@ -117,15 +119,8 @@ impl TaskRunner {
         task: &TaskId,
         options: &HashMap<String, String>,
     ) -> Result<Arc<TaskContext>, DataFusionError> {
-        let mut config =
+        let config =
             SessionConfig::from_string_hash_map(options)?.with_extension(Arc::clone(&self.env));
-        // A hash join's dynamic filter is published once every partition of the join has built
-        // or reported (a barrier over the plan's partition count); a task runs one partition,
-        // so the probe side would wait for partitions that run in other tasks, forever.
-        config
-            .options_mut()
-            .optimizer
-            .enable_join_dynamic_filter_pushdown = false;
         Ok(Arc::new(TaskContext::new(
             Some(format!(
                 "{}/{}/{}",
@@ -157,6 +152,7 @@ impl TaskRunner {
         // stage, where their producer and consumer run in this very task.
         let plan = FilterPushdown::new_post_optimization()
             .optimize(plan, context.session_config().options())?;
+        let plan = run_hash_joins_per_partition(plan)?;
         let Some(writer) = plan.as_any().downcast_ref::<ShuffleWriterExec>() else {
             return Err(DataFusionError::Plan(format!(
                 "a task plan must end in a ShuffleWriterExec, got {}",
