@@ -308,14 +308,7 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
         {
             // The estimate put the joined rows on the build side; one table's rows are the
             // better guess for a broadcast, and keep the joined rows where they are.
-            let joined = match join
-                .left()
-                .as_any()
-                .downcast_ref::<CoalescePartitionsExec>()
-            {
-                Some(coalesce) => Arc::clone(coalesce.input()),
-                None => Arc::clone(join.left()),
-            };
+            let joined = below_coalesce(join.left());
             let table = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
             let arranged = join
                 .builder()
@@ -335,14 +328,7 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
                 let build = Arc::clone(join.left());
                 return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
             }
-            let build = match join
-                .left()
-                .as_any()
-                .downcast_ref::<CoalescePartitionsExec>()
-            {
-                Some(coalesce) => Arc::clone(coalesce.input()),
-                None => Arc::clone(join.left()),
-            };
+            let build = below_coalesce(join.left());
             let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
                 .on()
                 .iter()
@@ -463,4 +449,12 @@ fn resolve_and_trim(
         )?);
     }
     Ok(plan.with_new_children(new_children)?)
+}
+
+/// `plan` without the `CoalescePartitionsExec` a broadcast build side sits under, if any.
+fn below_coalesce(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+    match plan.as_any().downcast_ref::<CoalescePartitionsExec>() {
+        Some(coalesce) => Arc::clone(coalesce.input()),
+        None => Arc::clone(plan),
+    }
 }
