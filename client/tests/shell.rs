@@ -229,3 +229,59 @@ fn unreachable_host_is_named() {
         "{err}"
     );
 }
+
+/// README's first `floe.toml` example, with its absolute paths moved into a new, empty
+/// directory: the SQLite catalog file and the warehouse do not exist yet and are made on first
+/// use; a catalog file that cannot be made is named.
+#[test]
+fn readme_config_example_works_in_an_empty_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .unwrap();
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let root = dir.path().join("new");
+    let root = root.to_str().unwrap();
+    let config = dir.path().join("floe.toml");
+    std::fs::write(
+        &config,
+        example
+            .replace("/data/lake", &format!("{root}/data/lake"))
+            .replace("/tmp/scratch", &format!("{root}/scratch")),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let output = floe(
+        &dir,
+        &[
+            "--config",
+            config,
+            "-c",
+            "CREATE TABLE t (id BIGINT); INSERT INTO t VALUES (1), (2); \
+             SELECT count(*) AS n FROM lake.default.t",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("| 2 |"), "{}", stdout(&output));
+    assert!(dir.path().join("new/data/lake/catalog.db").exists());
+
+    // A catalog file under a path that cannot be a directory: the error names the path.
+    let blocker = dir.path().join("blocker");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "[catalogs.lake]\ntype = \"sql\"\nuri = \"sqlite://{0}/catalog.db\"\nwarehouse = \"{0}\"\n",
+            blocker.display()
+        ),
+    )
+    .unwrap();
+    let output = floe(&dir, &["--config", bad.to_str().unwrap(), "-c", "SELECT 1"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains(blocker.to_str().unwrap()), "{err}");
+}

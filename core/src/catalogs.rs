@@ -56,9 +56,11 @@ impl FloeCatalog {
             |e: iceberg::Error| FloeError::plan(format!("cannot open catalog `{name}`: {e}"));
         let iceberg: Arc<dyn Catalog> = match config.catalog_type {
             CatalogType::Sql => {
-                let uri = config.uri.clone().unwrap_or_default();
-                if let Some(db_path) = sqlite_file(&uri) {
-                    create_parent_dir(&db_path)?;
+                let mut uri = config.uri.clone().unwrap_or_default();
+                let db_path = sqlite_file(&uri);
+                if let Some(db_path) = &db_path {
+                    create_parent_dir(db_path)?;
+                    uri = sqlite_create_on_first_use(&uri);
                     // SQLite speaks `?` placeholders; the crate defaults to Postgres' `$1`.
                     props
                         .entry("sql_bind_style".into())
@@ -75,7 +77,13 @@ impl FloeCatalog {
                     .with_storage_factory(storage)
                     .load(name, props)
                     .await
-                    .map_err(context)?;
+                    .map_err(|e| match &db_path {
+                        Some(path) => FloeError::plan(format!(
+                            "cannot open catalog `{name}`: SQLite database {}: {e}",
+                            path.display()
+                        )),
+                        None => context(e),
+                    })?;
                 Arc::new(catalog)
             }
             CatalogType::Rest => {
@@ -339,6 +347,20 @@ fn sqlite_file(uri: &str) -> Option<std::path::PathBuf> {
     let rest = rest.trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
+/// A `sqlite:` URL that creates its database file when it does not exist yet, as the default
+/// catalog's does: sqlx opens an existing file only unless the URL asks for `mode=rwc`. A mode
+/// the user wrote (`mode=ro`) is kept.
+fn sqlite_create_on_first_use(uri: &str) -> String {
+    let has_mode = uri
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("mode=")));
+    match (has_mode, uri.contains('?')) {
+        (true, _) => uri.to_string(),
+        (false, true) => format!("{uri}&mode=rwc"),
+        (false, false) => format!("{uri}?mode=rwc"),
+    }
 }
 
 fn create_parent_dir(file: &Path) -> Result<()> {
