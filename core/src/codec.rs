@@ -172,6 +172,12 @@ pub struct IcebergScanNode {
     /// The catalog's S3 settings as JSON, for processes without the catalog.
     #[prost(string, optional, tag = "12")]
     pub s3_json: Option<String>,
+    /// The reader filters rows with `predicate` (no `FilterExec` above it does).
+    #[prost(bool, tag = "13")]
+    pub pushdown_filters: bool,
+    /// The reader may reorder its row filters.
+    #[prost(bool, tag = "14")]
+    pub reorder_filters: bool,
 }
 
 /// The files of one partition.
@@ -320,6 +326,8 @@ impl FloePhysicalCodec {
                 .has_projection
                 .then(|| node.projection.iter().map(|i| *i as usize).collect()),
             predicate,
+            pushdown_filters: node.pushdown_filters,
+            reorder_filters: node.reorder_filters,
             limit: node.limit.map(|l| l as usize),
             batch_size: node.batch_size as usize,
             files_in_snapshot: node.files_in_snapshot,
@@ -369,6 +377,8 @@ impl FloePhysicalCodec {
                 .as_ref()
                 .map(|p| serialize_physical_expr(p, self))
                 .transpose()?,
+            pushdown_filters: spec.pushdown_filters,
+            reorder_filters: spec.reorder_filters,
             limit: spec.limit.map(|l| l as u64),
             batch_size: spec.batch_size as u64,
             files_in_snapshot: spec.files_in_snapshot,

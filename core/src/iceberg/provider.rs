@@ -431,6 +431,8 @@ impl TableProvider for IcebergTableProvider {
             file_groups: bin_pack(files, options.execution.target_partitions),
             projection: projection.cloned(),
             predicate,
+            pushdown_filters: options.execution.parquet.pushdown_filters,
+            reorder_filters: options.execution.parquet.reorder_filters,
             // Filters are re-applied above the scan (Inexact), so a limit below them would be wrong.
             limit: if filters.is_empty() { limit } else { None },
             batch_size: options.execution.batch_size,

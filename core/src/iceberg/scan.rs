@@ -20,8 +20,11 @@ use datafusion::common::{Result, Statistics};
 use datafusion::config::ConfigOptions;
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::FileSource;
 use datafusion::datasource::physical_plan::parquet::CachedParquetFileReaderFactory;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -66,8 +69,16 @@ pub struct IcebergScanSpec {
     pub file_groups: Vec<Vec<ScanFile>>,
     /// Projected column indices into `table_schema`.
     pub projection: Option<Vec<usize>>,
-    /// Filter used for row-group and page pruning (rows are re-filtered above the scan).
+    /// Filter for row-group and page pruning, and with [`Self::pushdown_filters`] for rows too.
+    /// It holds the filters DataFusion pushed into the Parquet reader at planning time, so a
+    /// scan rebuilt from the spec in another process filters what the planned one did.
     pub predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// The reader applies `predicate` to rows (`datafusion.execution.parquet.pushdown_filters`):
+    /// then the planner removed the `FilterExec` above the scan, and nothing else filters.
+    pub pushdown_filters: bool,
+    /// The reader may reorder pushed-down row filters by cost
+    /// (`datafusion.execution.parquet.reorder_filters`).
+    pub reorder_filters: bool,
     /// Row limit pushed into the scan.
     pub limit: Option<usize>,
     /// Rows per batch.
@@ -108,6 +119,8 @@ impl IcebergScanExec {
         parquet_options.global.pruning = true;
         parquet_options.global.enable_page_index = true;
         parquet_options.global.bloom_filter_on_read = false;
+        parquet_options.global.pushdown_filters = spec.pushdown_filters;
+        parquet_options.global.reorder_filters = spec.reorder_filters;
         let file_schema = without_field_ids(&spec.table_schema);
         let mut source =
             ParquetSource::new(TableSchema::from_file_schema(Arc::clone(&file_schema)))
@@ -219,6 +232,9 @@ impl DisplayAs for IcebergScanExec {
                 )?;
                 if let Some(predicate) = &self.spec.predicate {
                     write!(f, ", predicate={predicate}")?;
+                    if self.spec.pushdown_filters {
+                        write!(f, ", pushdown_filters=true")?;
+                    }
                 }
                 if let Some(limit) = self.spec.limit {
                     write!(f, ", limit={limit}")?;
@@ -282,8 +298,9 @@ impl ExecutionPlan for IcebergScanExec {
         self.parquet_scan.partition_statistics(partition)
     }
 
-    /// Dynamic filters (a hash join's build keys, a TopK's threshold) reach the Parquet reader
-    /// inside, which prunes row groups and pages with them at run time.
+    /// Filters reach the Parquet reader inside: in the first phase the query's own filters
+    /// (which, with `pushdown_filters`, DataFusion then removes from above the scan), later
+    /// dynamic filters (a hash join's build keys, a TopK's threshold) for run-time pruning.
     fn handle_child_pushdown_result(
         &self,
         phase: FilterPushdownPhase,
@@ -294,19 +311,36 @@ impl ExecutionPlan for IcebergScanExec {
             self.parquet_scan
                 .handle_child_pushdown_result(phase, child_pushdown_result, config)?;
         let updated_node = inner.updated_node.and_then(|node| {
-            node.as_any()
-                .downcast_ref::<DataSourceExec>()
-                .map(|parquet_scan| {
-                    Arc::new(Self {
-                        spec: self.spec.clone(),
-                        parquet_scan: Arc::new(parquet_scan.clone()),
-                        metrics: self.metrics.clone(),
-                    }) as Arc<dyn ExecutionPlan>
-                })
+            let parquet_scan = node.as_any().downcast_ref::<DataSourceExec>()?;
+            let mut spec = self.spec.clone();
+            // The spec is what the codec ships and tasks rebuild the reader from, so it must
+            // take in what the reader now filters. Dynamic filters are not taken: they are
+            // snapshots once serialized, and every task re-derives its own (ARCHITECTURE.md).
+            if phase == FilterPushdownPhase::Pre
+                && let Some(source) = parquet_source(parquet_scan)
+            {
+                spec.predicate = source.filter();
+                spec.pushdown_filters = source.table_parquet_options().global.pushdown_filters;
+            }
+            Some(Arc::new(Self {
+                spec,
+                parquet_scan: Arc::new(parquet_scan.clone()),
+                metrics: self.metrics.clone(),
+            }) as Arc<dyn ExecutionPlan>)
         });
         Ok(FilterPushdownPropagation {
             filters: inner.filters,
             updated_node,
         })
     }
+}
+
+/// The Parquet reader configuration inside a scan's `DataSourceExec`.
+fn parquet_source(scan: &DataSourceExec) -> Option<&ParquetSource> {
+    scan.data_source()
+        .as_any()
+        .downcast_ref::<FileScanConfig>()?
+        .file_source()
+        .as_any()
+        .downcast_ref::<ParquetSource>()
 }
