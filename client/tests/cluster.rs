@@ -6,8 +6,11 @@
 
 #[path = "support/processes.rs"]
 mod processes;
+#[path = "support/report_proxy.rs"]
+mod report_proxy;
 
-use processes::start_cluster;
+use processes::{start, start_cluster};
+use report_proxy::{ReportMode, ReportProxy};
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -273,12 +276,13 @@ async fn distributed_results_match_single_process_datafusion() {
     );
     assert!(out.contains("| 40100 |"), "{out}");
 
-    // Shuffle files are gone once results have been read (removal is asynchronous).
+    // Shuffle files are gone once results have been read (removal is asynchronous): each
+    // executor's own directory in its work dir holds only its marker and lock.
     let deadline = Instant::now() + Duration::from_secs(15);
     for i in 0..2 {
         let work = cluster.dir.path().join(format!("work-{i}"));
         loop {
-            let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
+            let leftovers = job_dirs(&work);
             if leftovers.is_empty() {
                 break;
             }
@@ -291,6 +295,29 @@ async fn distributed_results_match_single_process_datafusion() {
         }
     }
     drop(cluster.executors);
+}
+
+/// Runs `statements` through the ADBC Flight SQL driver; one line each: `ok N` or the ADBC
+/// status code and message of its error.
+fn adbc_statements(address: &str, statements: &[&str]) -> Vec<String> {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/adbc_statements.py");
+    let output = Command::new(processes::test_python())
+        .arg(script)
+        .arg(address)
+        .args(statements)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ADBC client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Waits until the query's tasks are running on the executors (via `floe.query_progress`).
@@ -352,13 +379,53 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
     let err = run(&mut client, "SELECT * FROM nowhere").await.unwrap_err();
     assert!(err.contains("nowhere"), "{err}");
 
+    // An independent Flight SQL client (ADBC) can tell its mistakes from the cluster's by status.
+    let statuses = adbc_statements(
+        &cluster.scheduler.address,
+        &[
+            "SELEC 1",
+            "SELECT * FROM nowhere",
+            "SELECT * FROM local.nowhere.sales",
+            "CREATE OR REPLACE TABLE sales (id INT)",
+            "SELECT nope FROM sales",
+            // Fails in a task on an executor: the task's report carries the code.
+            "SELECT CAST(name AS INT) FROM items",
+            "SELECT count(*) FROM sales",
+        ],
+    );
+    let codes: Vec<&str> = statuses
+        .iter()
+        .map(|line| line.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "INVALID_ARGUMENT",
+            "NOT_FOUND",
+            "NOT_FOUND",
+            "NOT_IMPLEMENTED",
+            "NOT_FOUND",
+            "INVALID_ARGUMENT",
+            "ok"
+        ],
+        "{statuses:#?}"
+    );
+    assert!(statuses[0].contains("SELEC"), "{statuses:#?}");
+    assert!(statuses[1].contains("nowhere"), "{statuses:#?}");
+
     // A query cancelled through Flight SQL stops; the scheduler serves the next one.
     // Long enough to be interrupted: over a billion joined rows through a filter.
     let slow = "SELECT count(*) FROM sales a JOIN sales b ON a.store = b.store \
                 CROSS JOIN generate_series(1, 10) g \
                 WHERE (a.amount * b.amount + g.value) % 7 > 3";
+    // A query submitted while the slow one holds every slot waits, and runs once the cancelled
+    // query's tasks have given their slots back (nothing else wakes the scheduler).
     let info = client.execute(slow.to_string(), None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_for_running_tasks(&mut client, &info).await;
+    let waiting = client
+        .execute("SELECT count(*) FROM sales".to_string(), None)
+        .await
+        .unwrap();
     let cancel = CancelFlightInfoRequest {
         info: Some(info.clone()),
     };
@@ -370,12 +437,11 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
         .await
         .unwrap();
     assert!(fetch(&mut client, &info).await.is_err());
-    let rows_now = rows(
-        &run(&mut client, "SELECT count(*) FROM sales")
-            .await
-            .unwrap(),
-    );
-    assert_eq!(rows_now, vec!["20000"]);
+    let waited = tokio::time::timeout(Duration::from_secs(30), fetch(&mut client, &waiting))
+        .await
+        .expect("a query waiting for slots must run once a cancelled query frees them")
+        .unwrap();
+    assert_eq!(rows(&waited), vec!["20000"]);
 
     // An executor killed mid-query fails the query within seconds, naming the executor.
     let info = client.execute(slow.to_string(), None).await.unwrap();
@@ -390,6 +456,8 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
         started.elapsed()
     );
     assert!(err.contains("executor"), "{err}");
+    // The cluster's fault, not the query's: a client may retry.
+    assert!(err.contains(&tonic::Code::Unavailable.to_string()), "{err}");
 
     // The scheduler keeps serving, on the executor that is left.
     let rows_after = rows(
@@ -401,4 +469,121 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
         .unwrap(),
     );
     assert_eq!(rows_after, vec!["0 | 6666", "1 | 6667", "2 | 6667"]);
+}
+
+/// What the executors' own directories in `work` hold besides their marker and lock.
+fn job_dirs(work: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use floe_executor::work_dir::{LOCK_FILE, MARKER_FILE};
+    std::fs::read_dir(work)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .flat_map(|own| std::fs::read_dir(own).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !path.ends_with(MARKER_FILE) && !path.ends_with(LOCK_FILE))
+        .collect()
+}
+
+/// Runs `sql`, failing the test instead of waiting forever.
+async fn run_within(
+    client: &mut FlightSqlServiceClient<Channel>,
+    sql: &str,
+    limit: Duration,
+) -> Result<Vec<RecordBatch>, String> {
+    tokio::time::timeout(limit, run(client, sql))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}: {sql}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_reports_are_retried_and_a_lost_one_fails_its_query() {
+    // Executors reach the scheduler only through a proxy that can lose their reports.
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start("floe-scheduler", &["--bind", "127.0.0.1:0"], dir.path());
+    let proxy = ReportProxy::start(&scheduler.address).await;
+    let _executors: Vec<_> = (0..2)
+        .map(|i| {
+            let work = dir.path().join(format!("work-{i}"));
+            let work = work.to_str().unwrap();
+            let args = ["--scheduler", &proxy.address, "--bind", "127.0.0.1:0"];
+            let args = [&args[..], &["--slots", "2", "--work-dir", work]].concat();
+            start("floe-executor", &args, dir.path())
+        })
+        .collect();
+    let mut client = client(&scheduler.address).await;
+    for statement in &SETUP[..5] {
+        run(&mut client, statement).await.unwrap();
+    }
+    let query = "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store";
+    let expected = ["0 | 6666", "1 | 6667", "2 | 6667"];
+    let limit = Duration::from_secs(60);
+
+    // Every report fails four times before it gets through (executors used to give up after
+    // three, leaving the query waiting forever).
+    proxy.set_mode(ReportMode::FailFirst(4));
+    let batches = run_within(&mut client, query, limit).await.unwrap();
+    assert_eq!(rows(&batches), expected);
+    let attempts = proxy.attempts();
+    assert!(attempts >= 5, "{attempts} report attempts");
+
+    // Every report arrives twice: the duplicates change nothing.
+    proxy.set_mode(ReportMode::Duplicate);
+    let batches = run_within(&mut client, query, limit).await.unwrap();
+    assert_eq!(rows(&batches), expected);
+
+    // Reports acknowledged but never delivered: the heartbeats no longer list the tasks, so
+    // the query fails within seconds, naming a lost task, instead of waiting forever.
+    proxy.set_mode(ReportMode::Swallow);
+    let started = Instant::now();
+    let err = run_within(&mut client, query, limit).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(err.contains("was lost"), "{err}");
+    assert!(err.contains(&tonic::Code::Unavailable.to_string()), "{err}");
+    assert!(err.contains("of stage"), "{err}");
+    assert!(err.contains("executor"), "{err}");
+    // The cluster's fault, not the query's: a client may retry.
+    assert!(err.contains(&tonic::Code::Unavailable.to_string()), "{err}");
+
+    // The lost tasks' slots are free again.
+    proxy.set_mode(ReportMode::Forward);
+    let batches = run_within(&mut client, query, limit).await.unwrap();
+    assert_eq!(rows(&batches), expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_plan_over_the_message_limit_fails_only_its_query() {
+    let cluster = start_cluster();
+    let mut client = client(&cluster.scheduler.address).await;
+    for statement in &SETUP[..5] {
+        run(&mut client, statement).await.unwrap();
+    }
+    // Constant folding leaves a 70 MB literal in the scan stage's filter: its task's plan is
+    // over the 64 MiB message limit. (It used to evict every executor in turn and hang.)
+    let huge = "SELECT item_id FROM items WHERE name <> repeat('x', 70000000)";
+    let err = run_within(&mut client, huge, Duration::from_secs(120))
+        .await
+        .unwrap_err();
+    let limit = floe_core::shuffle::flight::MAX_GRPC_MESSAGE_BYTES.to_string();
+    assert!(
+        err.contains("of stage") && err.contains(&limit) && err.contains("message limit"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&tonic::Code::ResourceExhausted.to_string()),
+        "{err}"
+    );
+
+    // Both executors are still registered: the next query runs on both.
+    let analyzed = run_within(
+        &mut client,
+        "EXPLAIN ANALYZE SELECT store, count(*) FROM sales GROUP BY store",
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let analyzed = rows(&analyzed).join("\n");
+    assert!(analyzed.contains("executors=2"), "{analyzed}");
 }

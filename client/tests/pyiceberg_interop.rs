@@ -4,20 +4,13 @@
 //! `.ci/run` installs PyIceberg in a venv and exports `FLOE_TEST_PYTHON`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "support/processes.rs"]
+mod processes;
+
 use std::path::PathBuf;
 use std::process::Command;
 
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("FLOE_TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/bin/python");
-    assert!(
-        venv.exists(),
-        "PyIceberg is needed: run `bash .ci/run`, or set FLOE_TEST_PYTHON to a python with pyiceberg"
-    );
-    venv
-}
+use processes::test_python as python;
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pyiceberg_tables.py")

@@ -236,8 +236,8 @@ fn unreachable_host_is_named() {
 #[test]
 fn readme_config_example_works_in_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     let example = readme
         .split("```toml\n")
         .nth(1)

@@ -6,8 +6,11 @@
 //! ## How a query flows
 //!
 //! ```text
-//!  SQL text ──► FloeSession ──(Floe DDL: USE, SHOW, CREATE/DROP)──► Iceberg catalog
-//!                   │
+//!  SQL text ──► sql::FloeParser (one tokenizer pass, DataFusion's DFParser + Floe's syntax)
+//!                   │ FloeStatement
+//!                   ▼
+//!              FloeSession ──(Floe DDL: USE, SHOW, CREATE/DROP)──► Iceberg catalog
+//!                   │ DataFusion statement
 //!                   └──► DataFusion SQL planner + optimizer
 //!                             │ table lookups
 //!                             ▼
@@ -33,9 +36,10 @@
 //! - [`codec`] is the datafusion-proto extension codec for Floe's plan nodes.
 //! - [`shuffle`] has the stage-boundary operators and their Arrow Flight transport.
 //! - [`proto`] is the scheduler/executor control protocol.
-//! - [`session`] dispatches statements.
-//! - [`sql_text`] splits statements, quote-aware; [`text_rows`] renders rows as text.
-//! - [`error`] defines [`error::FloeError`].
+//! - [`sql`] parses SQL: Floe's statements and DataFusion's, in one pass; the shell's statement
+//!   splitting.
+//! - [`session`] dispatches parsed statements; [`text_rows`] renders rows as text.
+//! - [`error`] defines [`error::FloeError`]; [`status`] turns any error into a gRPC status.
 
 pub mod cache;
 pub mod catalogs;
@@ -45,7 +49,8 @@ pub mod error;
 pub mod iceberg;
 pub mod session;
 pub mod shuffle;
-pub mod sql_text;
+pub mod sql;
+pub mod status;
 pub mod text_rows;
 
 /// The control-plane protocol (`proto/floe.proto`), generated at build time.

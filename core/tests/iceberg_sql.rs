@@ -267,3 +267,129 @@ async fn plain_parquet_files_stay_queryable() {
     assert!(text.contains("| 5 |"), "{text}");
     wh.run("DROP TABLE plain").await;
 }
+
+/// Catalogs named after SQL keywords (`local` is the default catalog's name) work in every
+/// statement kind with three-part names, `INSERT` and `EXPLAIN INSERT` included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyword_named_catalogs_take_three_part_names() {
+    let wh = Warehouse::with_config(
+        r#"
+        default_catalog = "local"
+        [catalogs.local]
+        type = "sql"
+        uri = "sqlite://{dir}/local.db?mode=rwc"
+        warehouse = "{dir}/local"
+        [catalogs.default]
+        type = "memory"
+        warehouse = "{dir}/default"
+        [catalogs.user]
+        type = "memory"
+        warehouse = "{dir}/user"
+        "#,
+    )
+    .await;
+    // The issue's script, as one `floe -c` runs it.
+    wh.run("CREATE SCHEMA local.s; CREATE TABLE local.s.t (id BIGINT); INSERT INTO local.s.t VALUES (1)")
+        .await;
+    wh.run("DROP TABLE local.s.t; DROP SCHEMA local.s").await;
+
+    for catalog in ["local", "default", "user"] {
+        let t = format!("{catalog}.s.t");
+        wh.run(&format!("CREATE SCHEMA {catalog}.s")).await;
+        wh.run(&format!(
+            "CREATE TABLE {t} (id BIGINT, name VARCHAR) PARTITIONED BY (bucket(2, id))"
+        ))
+        .await;
+        wh.run(&format!("INSERT INTO {t} VALUES (1, 'a'), (2, 'b')"))
+            .await;
+        wh.run(&format!(
+            "INSERT INTO {t} SELECT {t}.id + 10, name FROM {t}"
+        ))
+        .await;
+        let explain = wh
+            .text(&format!("EXPLAIN INSERT INTO {t} VALUES (3, 'c')"))
+            .await;
+        assert!(explain.contains("DataSinkExec"), "{catalog}: {explain}");
+        let explain = wh
+            .text(&format!("EXPLAIN SELECT * FROM {t} WHERE id = 1"))
+            .await;
+        assert!(explain.contains("IcebergScanExec"), "{catalog}: {explain}");
+        let text = wh
+            .text(&format!("SELECT {t}.id FROM {t} ORDER BY {t}.id"))
+            .await;
+        assert!(text.contains("| 12 |"), "{catalog}: {text}");
+        let out = wh
+            .session
+            .execute(&format!(
+                "CREATE TABLE {catalog}.s.copy AS SELECT * FROM {t}"
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            out[0].summary.as_deref(),
+            Some(format!("Created table {catalog}.s.copy with 4 rows").as_str())
+        );
+        let described = wh.text(&format!("DESCRIBE {t}")).await;
+        assert!(described.contains("| name "), "{catalog}: {described}");
+        let show = wh.text(&format!("SHOW CREATE TABLE {t}")).await;
+        assert!(show.contains(&format!("CREATE TABLE {t} (")), "{show}");
+        let tables = wh.text(&format!("SHOW TABLES IN {catalog}.s")).await;
+        assert!(
+            tables.contains("copy") && tables.contains("| t "),
+            "{tables}"
+        );
+        let schemas = wh.text(&format!("SHOW SCHEMAS FROM {catalog}")).await;
+        assert!(schemas.contains("| s "), "{catalog}: {schemas}");
+        wh.run(&format!("USE {catalog}.s")).await;
+        let text = wh.text("SELECT count(*) AS n FROM copy").await;
+        assert!(text.contains("| 4 |"), "{catalog}: {text}");
+        wh.run("USE local.default").await;
+        wh.run(&format!("DROP TABLE {catalog}.s.copy")).await;
+        wh.run(&format!("DROP TABLE IF EXISTS {t} PURGE")).await;
+        wh.run(&format!("DROP SCHEMA {catalog}.s")).await;
+        let schemas = wh.text(&format!("SHOW SCHEMAS IN {catalog}")).await;
+        assert!(!schemas.contains("| s "), "{catalog}: {schemas}");
+    }
+}
+
+/// A `TBLPROPERTIES` value is one literal: commas and quotes in it survive, and the
+/// `SHOW CREATE TABLE` text creates the same table again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_properties_round_trip_through_show_create_table() {
+    let wh = Warehouse::new().await;
+    wh.run(
+        "CREATE TABLE t (id INT, ts TIMESTAMP) PARTITIONED BY (day(ts))
+         TBLPROPERTIES ('write.metadata.previous-versions-max' = '5',
+                        'floe.test.list' = 'a,b', 'floe.test.quote' = 'it''s')",
+    )
+    .await;
+    let show = wh.text("SHOW CREATE TABLE t").await;
+    for property in [
+        "'write.metadata.previous-versions-max' = '5'",
+        "'floe.test.list' = 'a,b'",
+        "'floe.test.quote' = 'it''s'",
+    ] {
+        assert!(show.contains(property), "{property} not in\n{show}");
+    }
+    let batches = wh.run("SHOW CREATE TABLE t").await;
+    let original = floe_core::text_rows::rows_as_text(&batches).unwrap()[0][0].clone();
+    // The same statement for another name, at the catalog's default location.
+    let recreate: Vec<&str> = original
+        .lines()
+        .filter(|line| !line.starts_with("LOCATION "))
+        .collect();
+    let recreate = recreate
+        .join("\n")
+        .replace("local.default.t (", "local.default.t2 (");
+    wh.run(&recreate).await;
+    let batches = wh.run("SHOW CREATE TABLE t2").await;
+    let copy = floe_core::text_rows::rows_as_text(&batches).unwrap()[0][0].clone();
+    let without_location = |text: &str| {
+        text.lines()
+            .filter(|line| !line.starts_with("LOCATION "))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("local.default.t2 (", "local.default.t (")
+    };
+    assert_eq!(without_location(&copy), without_location(&original));
+}

@@ -11,6 +11,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
 use floe_core::shuffle::flight::serve_shuffle_file;
+use floe_core::status::to_status;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -86,11 +87,11 @@ impl FlightService for ShuffleFlightService {
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket = request.into_inner();
         let batches = serve_shuffle_file(&self.work_dir, &ticket.ticket)
-            .map_err(|e| Status::not_found(e.to_string()))?
+            .map_err(|e| to_status(&e))?
             .map_err(|e| FlightError::ExternalError(Box::new(e)));
         let encoded = FlightDataEncoderBuilder::new()
             .build(batches)
-            .map_err(|e| Status::internal(e.to_string()));
+            .map_err(|e| to_status(&e));
         Ok(Response::new(encoded.boxed()))
     }
 

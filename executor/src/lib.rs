@@ -8,12 +8,19 @@
 //! serialization, and none can come from another stage), runs its partition into shuffle
 //! files, and reports the files and metrics back. At most `slots` tasks run at once.
 //!
-//! The work dir holds one directory per job; it is emptied on start-up (leftovers of a crash)
-//! and per job when the scheduler says the job's results have been read.
+//! Each executor works in its own subdirectory of `--work-dir` ([`work_dir`]: marked as Floe's
+//! and locked while it runs), which holds one directory per job, removed when the scheduler says
+//! the job's results have been read. Start-up removes only the directories of executors that
+//! crashed, never anything else in `--work-dir`.
+//!
+//! Heartbeats list the tasks the executor holds (running, or with a report not yet
+//! acknowledged), so the scheduler finds tasks whose report was lost and the executor stops
+//! tasks the scheduler no longer knows.
 
 pub mod flight;
 pub mod join_filters;
 mod tasks;
+pub mod work_dir;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +39,9 @@ use tonic::transport::Channel;
 
 use crate::flight::ShuffleFlightService;
 use crate::tasks::{ControlHandle, TaskRunner};
+use crate::work_dir::WorkDir;
+
+pub use crate::tasks::{REPORT_RETRY_MAX_DELAY, REPORT_RETRY_MIN_DELAY};
 
 /// Errors of the executor.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +72,9 @@ pub struct ExecutorOptions {
     pub scheduler: String,
     /// Address to serve on (`host:port`; port 0 picks one).
     pub bind: String,
-    /// Root of shuffle files.
+    /// Where the executor creates its own work directory for shuffle files. May be shared
+    /// with other executors and other programs: only directories of stopped executors are
+    /// ever removed from it.
     pub work_dir: PathBuf,
     /// Tasks run at once; defaults to the number of cores.
     pub slots: Option<usize>,
@@ -78,16 +90,19 @@ pub struct Executor {
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    /// Declared last: removed (and unlocked) after the servers have been told to stop.
+    work_dir: WorkDir,
 }
 
 impl Executor {
-    /// Cleans the work dir, binds, registers with the scheduler and starts heartbeats.
+    /// Removes crashed executors' directories from the work dir and creates its own, binds,
+    /// registers with the scheduler and starts heartbeats.
     pub async fn start(options: ExecutorOptions) -> Result<Self> {
         let executor_id = options
             .executor_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        clean_work_dir(&options.work_dir)?;
+        let work_dir = WorkDir::create(&options.work_dir, &executor_id)?;
         let slots = options.slots.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         });
@@ -100,14 +115,14 @@ impl Executor {
         let scheduler = scheduler_client(&options.scheduler)?;
         let runner = Arc::new(TaskRunner::new(
             executor_id.clone(),
-            options.work_dir.clone(),
+            work_dir.path().to_path_buf(),
             slots,
             scheduler.clone(),
         ));
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
             .add_service(
-                FlightServiceServer::new(ShuffleFlightService::new(options.work_dir.clone()))
+                FlightServiceServer::new(ShuffleFlightService::new(work_dir.path().to_path_buf()))
                     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
             )
@@ -139,6 +154,7 @@ impl Executor {
             shutdown: Some(shutdown),
             server,
             heartbeat,
+            work_dir,
         })
     }
 
@@ -150,6 +166,11 @@ impl Executor {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The executor's own work directory, inside the configured work dir.
+    pub fn work_dir(&self) -> &std::path::Path {
+        self.work_dir.path()
     }
 
     /// Stops serving.
@@ -185,22 +206,6 @@ fn advertised_address(bind: &str, bound: SocketAddr) -> String {
         other => other,
     };
     format!("{host}:{}", bound.port())
-}
-
-fn clean_work_dir(dir: &PathBuf) -> Result<()> {
-    let wrap = |source| ExecutorError::WorkDir {
-        path: dir.clone(),
-        source,
-    };
-    if dir.exists() {
-        for entry in std::fs::read_dir(dir).map_err(wrap)? {
-            let path = entry.map_err(wrap)?.path();
-            if path.is_dir() {
-                std::fs::remove_dir_all(&path).map_err(wrap)?;
-            }
-        }
-    }
-    std::fs::create_dir_all(dir).map_err(wrap)
 }
 
 fn scheduler_client(address: &str) -> Result<SchedulerControlClient<Channel>> {
@@ -252,6 +257,7 @@ async fn heartbeat_loop(
         let request = HeartbeatRequest {
             executor_id: registration.executor_id.clone(),
             running_tasks: runner.running_tasks() as u32,
+            tasks: runner.held_tasks(),
         };
         match client.heartbeat(request).await {
             Ok(response) if response.get_ref().reregister => {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use floe_executor::work_dir::default_work_root;
 use floe_executor::{Executor, ExecutorOptions};
 
 #[global_allocator]
@@ -19,7 +20,9 @@ struct Args {
     /// Address for task control and shuffle reads; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:50061")]
     bind: String,
-    /// Directory for shuffle files (emptied at start-up).
+    /// Directory for shuffle files, shareable: the executor works in a subdirectory of its own
+    /// and removes only those of executors that stopped (default: `floe-executor-$USER` in the
+    /// system temp dir).
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Tasks run at once (default: number of cores).
@@ -32,9 +35,7 @@ async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let executor_id = uuid::Uuid::new_v4().simple().to_string();
-    let work_dir = args
-        .work_dir
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("floe-executor-{executor_id}")));
+    let work_dir = args.work_dir.unwrap_or_else(default_work_root);
     let options = ExecutorOptions {
         scheduler: args.scheduler,
         bind: args.bind,

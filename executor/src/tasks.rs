@@ -1,7 +1,13 @@
 //! `TaskRunner`: the `ExecutorControl` service; runs tasks in slots and reports them.
+//!
+//! A task is held from its launch until the scheduler acknowledges its report: reports are
+//! retried with backoff (up to [`REPORT_RETRY_MAX_DELAY`] apart) until acknowledged, and every
+//! heartbeat lists the held tasks, so the scheduler can tell a task still running or still
+//! reporting from one that is gone (lost) and cancel the ones it no longer knows.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,24 +26,26 @@ use floe_core::proto::executor_control_server::ExecutorControl;
 use floe_core::proto::scheduler_control_client::SchedulerControlClient;
 use floe_core::proto::task_status_report::Result as TaskResult;
 use floe_core::proto::{
-    CancelJobRequest, CancelJobResponse, LaunchTaskRequest, LaunchTaskResponse,
-    RemoveJobDataRequest, RemoveJobDataResponse, ShuffleOutput, TaskId, TaskMetrics,
-    TaskStatusReport, TaskSuccess,
+    CancelJobRequest, CancelJobResponse, CancelTasksRequest, CancelTasksResponse,
+    LaunchTaskRequest, LaunchTaskResponse, RemoveJobDataRequest, RemoveJobDataResponse,
+    ShuffleOutput, TaskFailure, TaskId, TaskMetrics, TaskStatusReport, TaskSuccess,
 };
 use floe_core::shuffle::{ShuffleEnv, ShuffleReaderExec, ShuffleWriterExec, validate_job_id};
+use floe_core::status::{CodedError, is_transport_failure, status_code};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::join_filters::run_hash_joins_per_partition;
 
-/// Attempts to deliver a task report before giving up (the scheduler then sees the executor's
-/// slot as busy until it expires the executor).
-pub const REPORT_ATTEMPTS: usize = 3;
+/// First pause between attempts to deliver a task report; it doubles after each failure up
+/// to [`REPORT_RETRY_MAX_DELAY`]. A report is retried until the scheduler acknowledges it (or
+/// refuses it outright, or cancels the task).
+pub const REPORT_RETRY_MIN_DELAY: Duration = Duration::from_millis(100);
 
-/// Pause between report attempts.
-pub const REPORT_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// Longest pause between attempts to deliver a task report.
+pub const REPORT_RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// The runtime tasks execute on: its own threads, one per slot, so CPU-bound operators never
 /// delay heartbeats, task launches or shuffle serving on the executor's main runtime.
@@ -62,13 +70,40 @@ pub struct TaskRunner {
     env: Arc<ShuffleEnv>,
     functions: SessionState,
     runtime: Arc<RuntimeEnv>,
-    running: Mutex<HashMap<String, Vec<AbortHandle>>>,
+    /// Tasks from launch to acknowledged report, by launch number.
+    held: Mutex<HashMap<u64, HeldTask>>,
+    next_launch: AtomicU64,
     /// Recently cancelled jobs, so a launch that races its job's cancellation is refused.
     cancelled: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// Cancelled job ids remembered (oldest forgotten first).
 pub const CANCELLED_JOBS_REMEMBERED: usize = 1024;
+
+/// A task this executor holds: running, or finished with its report not yet acknowledged.
+struct HeldTask {
+    task: TaskId,
+    /// The task's run on the task runtime.
+    run: AbortHandle,
+    /// What awaits the run and delivers its report (set right after it is spawned).
+    reporter: Option<AbortHandle>,
+}
+
+impl HeldTask {
+    fn is(&self, task: &TaskId) -> bool {
+        self.task.job_id == task.job_id
+            && self.task.stage_id == task.stage_id
+            && self.task.partition == task.partition
+    }
+
+    /// Stops the run and drops the report.
+    fn abort(&self) {
+        self.run.abort();
+        if let Some(reporter) = &self.reporter {
+            reporter.abort();
+        }
+    }
+}
 
 impl TaskRunner {
     /// A runner with `slots` concurrent tasks.
@@ -102,16 +137,25 @@ impl TaskRunner {
             scheduler,
             functions,
             runtime,
-            running: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+            next_launch: AtomicU64::new(0),
             cancelled: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
     /// Tasks running now.
     pub fn running_tasks(&self) -> usize {
-        self.running
-            .lock()
-            .map_or(0, |running| running.values().map(Vec::len).sum())
+        self.held.lock().map_or(0, |held| {
+            held.values().filter(|t| !t.run.is_finished()).count()
+        })
+    }
+
+    /// Every task held: running, or with its report not yet acknowledged.
+    pub fn held_tasks(&self) -> Vec<TaskId> {
+        self.held.lock().map_or_else(
+            |_| Vec::new(),
+            |held| held.values().map(|t| t.task.clone()).collect(),
+        )
     }
 
     fn task_context(
@@ -146,7 +190,12 @@ impl TaskRunner {
         let plan =
             physical_plan_from_bytes_with_extension_codec(&plan, &context, &FloePhysicalCodec)
                 .map_err(|e| {
-                    DataFusionError::Plan(format!("cannot decode the task's plan: {e}"))
+                    // Scheduler and executor disagree on the plan's form: not the query's fault.
+                    CodedError::new(
+                        Code::Internal,
+                        format!("cannot decode the task's plan: {e}"),
+                    )
+                    .into_datafusion()
                 })?;
         // Dynamic filters are snapshots after serialization; derive them again inside the
         // stage, where their producer and consumer run in this very task.
@@ -154,10 +203,14 @@ impl TaskRunner {
             .optimize(plan, context.session_config().options())?;
         let plan = run_hash_joins_per_partition(plan)?;
         let Some(writer) = plan.as_any().downcast_ref::<ShuffleWriterExec>() else {
-            return Err(DataFusionError::Plan(format!(
-                "a task plan must end in a ShuffleWriterExec, got {}",
-                plan.name()
-            )));
+            return Err(CodedError::new(
+                Code::Internal,
+                format!(
+                    "a task plan must end in a ShuffleWriterExec, got {}",
+                    plan.name()
+                ),
+            )
+            .into_datafusion());
         };
         let files = writer
             .write_partition(task.partition as usize, context)
@@ -184,6 +237,7 @@ impl TaskRunner {
         })
     }
 
+    /// Delivers a task's report, retrying with backoff until the scheduler acknowledges it.
     async fn report(&self, task: TaskId, result: TaskResult) {
         let report = TaskStatusReport {
             executor_id: self.executor_id.clone(),
@@ -191,29 +245,66 @@ impl TaskRunner {
             result: Some(result),
         };
         let mut client = self.scheduler.clone();
-        for attempt in 1..=REPORT_ATTEMPTS {
+        let mut delay = REPORT_RETRY_MIN_DELAY;
+        for attempt in 1.. {
             match client.report_task_status(report.clone()).await {
                 Ok(_) => return,
-                Err(status) if attempt < REPORT_ATTEMPTS => {
-                    log::warn!(
-                        "cannot report task status (attempt {attempt}): {}",
+                // Sending it again cannot help; the scheduler's reconciliation finds the task
+                // missing from the heartbeats and fails its job.
+                Err(status) if !is_transport_failure(&status) => {
+                    log::error!(
+                        "the scheduler refused the report of {:?}: {}",
+                        report.task,
                         status.message()
                     );
-                    tokio::time::sleep(REPORT_RETRY_DELAY).await;
+                    return;
                 }
-                Err(status) => log::error!("task status lost: {}", status.message()),
+                Err(status) => {
+                    log::warn!(
+                        "cannot report task status (attempt {attempt}, next in {delay:?}): {}",
+                        status.message()
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(REPORT_RETRY_MAX_DELAY);
+                }
             }
         }
     }
 
-    fn forget(&self, job_id: &str, handle_id: tokio::task::Id) {
-        if let Ok(mut running) = self.running.lock()
-            && let Some(handles) = running.get_mut(job_id)
+    /// Holds a task from its launch; a task launched again (its first hand-off looked failed
+    /// to the scheduler) replaces the older run, which neither runs on nor reports.
+    fn hold(&self, launch: u64, task: &TaskId, run: AbortHandle) {
+        if let Ok(mut held) = self.held.lock() {
+            held.retain(|_, older| {
+                let replaced = older.is(task);
+                if replaced {
+                    older.abort();
+                }
+                !replaced
+            });
+            held.insert(
+                launch,
+                HeldTask {
+                    task: task.clone(),
+                    run,
+                    reporter: None,
+                },
+            );
+        }
+    }
+
+    fn set_reporter(&self, launch: u64, reporter: AbortHandle) {
+        if let Ok(mut held) = self.held.lock()
+            && let Some(task) = held.get_mut(&launch)
         {
-            handles.retain(|h| h.id() != handle_id);
-            if handles.is_empty() {
-                running.remove(job_id);
-            }
+            task.reporter = Some(reporter);
+        }
+    }
+
+    /// The task's report was delivered (or refused): it is no longer held.
+    fn release(&self, launch: u64) {
+        if let Ok(mut held) = self.held.lock() {
+            held.remove(&launch);
         }
     }
 }
@@ -282,21 +373,30 @@ impl ExecutorControl for ControlHandle {
                 None => tokio::spawn(future),
             }
         };
-        let inner_abort = inner.abort_handle();
-        let inner_id = inner_abort.id();
-        if let Ok(mut running) = runner.running.lock() {
-            running.entry(job_id.clone()).or_default().push(inner_abort);
-        }
-        tokio::spawn(async move {
-            let result = match inner.await {
-                Ok(Ok(success)) => TaskResult::Success(success),
-                Ok(Err(err)) => TaskResult::Failure(err.to_string()),
-                Err(join) if join.is_cancelled() => TaskResult::Cancelled(true),
-                Err(join) => TaskResult::Failure(format!("task panicked: {join}")),
-            };
-            runner.forget(&job_id, inner_id);
-            runner.report(task, result).await;
-        });
+        // Held before the launch is acknowledged, so every heartbeat the scheduler receives
+        // after its acknowledgement (and grace period) lists the task until its report lands.
+        let launch = runner.next_launch.fetch_add(1, Ordering::Relaxed);
+        runner.hold(launch, &task, inner.abort_handle());
+        let reporter = {
+            let runner = Arc::clone(&runner);
+            tokio::spawn(async move {
+                let result = match inner.await {
+                    Ok(Ok(success)) => TaskResult::Success(success),
+                    Ok(Err(err)) => TaskResult::Failure(TaskFailure {
+                        message: err.to_string(),
+                        code: status_code(&err) as i32,
+                    }),
+                    Err(join) if join.is_cancelled() => TaskResult::Cancelled(true),
+                    Err(join) => TaskResult::Failure(TaskFailure {
+                        message: format!("task panicked: {join}"),
+                        code: Code::Internal as i32,
+                    }),
+                };
+                runner.report(task, result).await;
+                runner.release(launch);
+            })
+        };
+        runner.set_reporter(launch, reporter.abort_handle());
         Ok(Response::new(LaunchTaskResponse {}))
     }
 
@@ -311,19 +411,43 @@ impl ExecutorControl for ControlHandle {
             }
             cancelled.push_back(job_id.clone());
         }
-        let handles = self
+        // The runs stop; their reporters still tell the scheduler they were cancelled.
+        let held = self
             .0
-            .running
+            .held
             .lock()
-            .map_err(|_| Status::internal("task table poisoned"))?
-            .remove(job_id)
-            .unwrap_or_default();
-        for handle in &handles {
-            handle.abort();
+            .map_err(|_| Status::internal("task table poisoned"))?;
+        let mut tasks_cancelled = 0;
+        for task in held.values().filter(|t| &t.task.job_id == job_id) {
+            if !task.run.is_finished() {
+                task.run.abort();
+                tasks_cancelled += 1;
+            }
         }
-        Ok(Response::new(CancelJobResponse {
-            tasks_cancelled: handles.len() as u32,
-        }))
+        Ok(Response::new(CancelJobResponse { tasks_cancelled }))
+    }
+
+    async fn cancel_tasks(
+        &self,
+        request: Request<CancelTasksRequest>,
+    ) -> Result<Response<CancelTasksResponse>, Status> {
+        let cancel = request.into_inner().tasks;
+        let mut held = self
+            .0
+            .held
+            .lock()
+            .map_err(|_| Status::internal("task table poisoned"))?;
+        // The scheduler does not know these tasks: nothing of theirs, run or report, is wanted.
+        let mut tasks_cancelled = 0;
+        held.retain(|_, task| {
+            let unwanted = cancel.iter().any(|c| task.is(c));
+            if unwanted {
+                task.abort();
+                tasks_cancelled += 1;
+            }
+            !unwanted
+        });
+        Ok(Response::new(CancelTasksResponse { tasks_cancelled }))
     }
 
     async fn remove_job_data(

@@ -2,6 +2,7 @@
 
 use datafusion::error::DataFusionError;
 use floe_core::FloeError;
+use floe_core::status::{CodedError, status_code};
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +21,12 @@ pub enum SchedulerError {
         /// The id asked for.
         id: String,
     },
-    /// The job failed on an executor (or lost one).
+    /// A job cannot go on: an executor holding its data is gone.
     #[error("{0}")]
     JobFailed(String),
+    /// The scheduler is at a limit (active jobs); the client may try again later.
+    #[error("{0}")]
+    Busy(String),
     /// No executor is registered to run tasks.
     #[error("no executors are registered with the scheduler")]
     NoExecutors,
@@ -40,40 +44,37 @@ pub enum SchedulerError {
 /// Result of scheduler operations.
 pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
 
-impl From<SchedulerError> for tonic::Status {
-    fn from(err: SchedulerError) -> Self {
-        let message = err.to_string();
-        match err {
-            SchedulerError::Floe(FloeError::NotFound { .. }) | SchedulerError::Unknown { .. } => {
-                tonic::Status::not_found(message)
-            }
-            SchedulerError::Floe(FloeError::AlreadyExists { .. }) => {
-                tonic::Status::already_exists(message)
-            }
-            SchedulerError::Floe(FloeError::NotSupported(_)) => {
-                tonic::Status::unimplemented(message)
-            }
-            SchedulerError::Floe(FloeError::Plan(_) | FloeError::Config { .. })
-            | SchedulerError::InvalidRequest(_) => tonic::Status::invalid_argument(message),
-            SchedulerError::Floe(FloeError::DataFusion(DataFusionError::SQL(..)))
-            | SchedulerError::Floe(FloeError::DataFusion(DataFusionError::Plan(_))) => {
-                tonic::Status::invalid_argument(message)
-            }
-            SchedulerError::NoExecutors => tonic::Status::unavailable(message),
+impl SchedulerError {
+    /// The gRPC status code of this error's root cause ([`floe_core::status`] has the table).
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            SchedulerError::Floe(e) => status_code(e),
+            SchedulerError::DataFusion(e) => status_code(e),
+            SchedulerError::Unknown { .. } => tonic::Code::NotFound,
+            SchedulerError::Internal(_) => tonic::Code::Internal,
             SchedulerError::JobFailed(_)
-            | SchedulerError::Floe(_)
-            | SchedulerError::DataFusion(_)
-            | SchedulerError::Transport(_) => tonic::Status::internal(message),
-            SchedulerError::Internal(_) => tonic::Status::internal(message),
+            | SchedulerError::Busy(_)
+            | SchedulerError::NoExecutors
+            | SchedulerError::Transport(_) => tonic::Code::Unavailable,
+            SchedulerError::InvalidRequest(_) => tonic::Code::InvalidArgument,
         }
     }
 }
 
+/// The scheduler's service edge: every error leaves as the status of its root cause.
+impl From<SchedulerError> for tonic::Status {
+    fn from(err: SchedulerError) -> Self {
+        tonic::Status::new(err.code(), err.to_string())
+    }
+}
+
+/// Into DataFusion's APIs (a job's result stream) without losing the status code.
 impl From<SchedulerError> for DataFusionError {
     fn from(err: SchedulerError) -> Self {
         match err {
             SchedulerError::DataFusion(e) => e,
-            other => DataFusionError::External(Box::new(other)),
+            SchedulerError::Floe(e) => e.into(),
+            other => CodedError::new(other.code(), other.to_string()).into_datafusion(),
         }
     }
 }

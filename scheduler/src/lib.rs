@@ -11,6 +11,7 @@
 //! Embedding: [`Scheduler::start`] binds (port 0 picks a free port) and returns the bound
 //! address, which is how the `floe` shell runs a scheduler and executors in one process.
 
+pub mod control;
 pub mod error;
 pub mod planner;
 pub mod query;
@@ -30,8 +31,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 pub use error::{Result, SchedulerError};
 
+use crate::control::ControlService;
 use crate::query::DistributedQueryPlanner;
-use crate::service::{ControlService, SchedulerService};
+use crate::service::SchedulerService;
 use crate::state::{ClusterState, HEARTBEAT_INTERVAL};
 
 /// A running scheduler.

@@ -30,6 +30,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
+use floe_core::status::CodedError;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::planner::StagePlanner;
@@ -238,11 +239,10 @@ impl ExecutionPlan for DistributedQueryExec {
                 match current {
                     JobOutcome::Running => {}
                     JobOutcome::Succeeded(result) => break result,
-                    JobOutcome::Failed(message) => {
-                        return Err(DataFusionError::Execution(message));
-                    }
+                    JobOutcome::Failed(failure) => return Err(failure.into_datafusion()),
                     JobOutcome::Cancelled => {
-                        return Err(DataFusionError::Execution("query cancelled".into()));
+                        return Err(CodedError::new(tonic::Code::Cancelled, "query cancelled")
+                            .into_datafusion());
                     }
                 }
                 if outcome.changed().await.is_err() {

@@ -1,5 +1,5 @@
-//! The scheduler's two gRPC services on one address: `SchedulerControl` for executors and Arrow
-//! Flight SQL for clients.
+//! The scheduler's Flight SQL service for clients (`SchedulerControl` for executors, on the same
+//! address, is in `control.rs`).
 //!
 //! A Flight SQL statement (`CommandStatementQuery`) is planned in `GetFlightInfo`: Floe's own
 //! statements (DDL, USE, SHOW) run there; queries and DML start as jobs right away, with their
@@ -34,16 +34,12 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use floe_core::proto::scheduler_control_server::SchedulerControl;
-use floe_core::proto::{
-    HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest, RegisterExecutorResponse,
-    TaskStatusAck, TaskStatusReport,
-};
+use floe_core::status::to_status;
 use floe_core::{FloeCatalogs, FloeSession};
 
 use crate::error::SchedulerError;
 use crate::query::{CURRENT_QUERY, DistributedQueryPlanner};
-use crate::state::{ClusterState, HEARTBEAT_INTERVAL};
+use crate::state::ClusterState;
 
 /// Header naming a client session (any string the client picks, e.g. a UUID).
 pub const SESSION_HEADER: &str = "x-floe-session";
@@ -164,7 +160,7 @@ impl SchedulerService {
                 .lock()
                 .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?;
             if queries.len() >= MAX_PENDING_QUERIES {
-                return Err(SchedulerError::InvalidRequest(format!(
+                return Err(SchedulerError::Busy(format!(
                     "{MAX_PENDING_QUERIES} queries are waiting to be fetched; fetch or cancel some"
                 )));
             }
@@ -392,8 +388,8 @@ impl FlightSqlService for SchedulerService {
             .with_schema(schema)
             .build(batches)
             .map_err(|e| match e {
-                FlightError::ExternalError(inner) => Status::internal(inner.to_string()),
-                other => Status::internal(other.to_string()),
+                FlightError::ExternalError(inner) => to_status(inner.as_ref()),
+                other => to_status(&other),
             });
         Ok(Response::new(encoded.boxed()))
     }
@@ -437,56 +433,4 @@ impl FlightSqlService for SchedulerService {
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
-}
-
-/// The executor-facing half.
-#[derive(Debug)]
-pub struct ControlService {
-    cluster: Arc<ClusterState>,
-}
-
-impl ControlService {
-    /// A control service over `cluster`.
-    pub fn new(cluster: Arc<ClusterState>) -> Self {
-        Self { cluster }
-    }
-}
-
-#[tonic::async_trait]
-impl SchedulerControl for ControlService {
-    async fn register_executor(
-        &self,
-        request: Request<RegisterExecutorRequest>,
-    ) -> Result<Response<RegisterExecutorResponse>, Status> {
-        let request = request.into_inner();
-        if request.executor_id.is_empty() || request.address.is_empty() {
-            return Err(Status::invalid_argument(
-                "an executor must send its id and address",
-            ));
-        }
-        self.cluster.register_executor(
-            &request.executor_id,
-            &request.address,
-            request.slots as usize,
-        )?;
-        Ok(Response::new(RegisterExecutorResponse {
-            heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64,
-        }))
-    }
-
-    async fn heartbeat(
-        &self,
-        request: Request<HeartbeatRequest>,
-    ) -> Result<Response<HeartbeatResponse>, Status> {
-        let known = self.cluster.heartbeat(&request.get_ref().executor_id);
-        Ok(Response::new(HeartbeatResponse { reregister: !known }))
-    }
-
-    async fn report_task_status(
-        &self,
-        request: Request<TaskStatusReport>,
-    ) -> Result<Response<TaskStatusAck>, Status> {
-        self.cluster.task_status(request.into_inner());
-        Ok(Response::new(TaskStatusAck {}))
-    }
 }

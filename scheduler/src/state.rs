@@ -7,7 +7,12 @@
 //! channel). A stage is runnable when all its input stages have finished.
 //!
 //! Retries are not attempted: a failed task fails its job with the executor's message, and an
-//! executor that stops sending heartbeats fails the jobs that had tasks or data on it.
+//! executor that stops sending heartbeats fails the jobs that had tasks or data on it. The
+//! executor side (registration, heartbeats and what they reconcile, hand-offs, reports) lives
+//! in `state/executors.rs`. Every way a job fails is a [`CodedError`]: its message
+//! names the task, stage and executor, its code the kind of failure (`Unavailable` for a lost
+//! executor or task, `ResourceExhausted` for a plan over the message limit, and for a task's
+//! own error the code its executor found).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,18 +22,23 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use floe_core::codec::FloePhysicalCodec;
 use floe_core::proto::executor_control_client::ExecutorControlClient;
-use floe_core::proto::task_status_report::Result as TaskResult;
 use floe_core::proto::{
     CancelJobRequest, LaunchTaskRequest, QueryProgress, RemoveJobDataRequest, TaskId, TaskMetrics,
-    TaskStatusReport,
 };
 use floe_core::shuffle::ShuffleLocation;
-use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
+use floe_core::shuffle::flight::MAX_GRPC_MESSAGE_BYTES;
+use floe_core::status::CodedError;
+use prost::Message as _;
 use tokio::sync::watch;
+use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::error::{Result, SchedulerError};
 use crate::planner::{ReaderLocations, Stage, StageGraph, task_plan};
+
+mod executors;
+
+pub use executors::TASK_LOST_GRACE;
 
 /// How often executors send heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -47,7 +57,7 @@ pub enum JobOutcome {
     /// All stages done; the result is in the final stage's files.
     Succeeded(Arc<JobResult>),
     /// A task failed or an executor was lost.
-    Failed(String),
+    Failed(CodedError),
     /// Cancelled by the client.
     Cancelled,
 }
@@ -95,8 +105,10 @@ enum TaskState {
     Launching {
         executor_id: String,
     },
+    /// Accepted by the executor at `since`.
     Running {
         executor_id: String,
+        since: Instant,
     },
     Done {
         executor_id: String,
@@ -175,108 +187,6 @@ impl ClusterState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds (or refreshes) an executor.
-    pub fn register_executor(
-        self: &Arc<Self>,
-        executor_id: &str,
-        address: &str,
-        slots: usize,
-    ) -> Result<()> {
-        let channel = channel_to(address)?;
-        let client = ExecutorControlClient::new(channel)
-            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
-        let slots = slots.max(1);
-        {
-            let mut inner = self.lock();
-            inner.executors.insert(
-                executor_id.to_string(),
-                ExecutorSlot {
-                    address: address.to_string(),
-                    slots,
-                    last_seen: Instant::now(),
-                    client,
-                },
-            );
-        }
-        log::info!("executor {executor_id} registered at {address} with {slots} slots");
-        self.schedule();
-        Ok(())
-    }
-
-    /// Records a heartbeat; `false` when the executor is unknown (it must register again).
-    pub fn heartbeat(&self, executor_id: &str) -> bool {
-        let mut inner = self.lock();
-        match inner.executors.get_mut(executor_id) {
-            Some(executor) => {
-                executor.last_seen = Instant::now();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Executors that have not sent a heartbeat within [`EXECUTOR_TIMEOUT`] are removed and
-    /// their jobs failed.
-    pub fn expire_executors(self: &Arc<Self>) {
-        let lost: Vec<(String, String)> = {
-            let inner = self.lock();
-            inner
-                .executors
-                .iter()
-                .filter(|(_, e)| e.last_seen.elapsed() > EXECUTOR_TIMEOUT)
-                .map(|(id, e)| (id.clone(), e.address.clone()))
-                .collect()
-        };
-        for (executor_id, address) in lost {
-            self.executor_lost(
-                &executor_id,
-                &format!(
-                    "executor {executor_id} at {address} was lost (no heartbeat for {} s)",
-                    EXECUTOR_TIMEOUT.as_secs()
-                ),
-            );
-        }
-    }
-
-    /// Drops an executor. Jobs with tasks running on it or output stored on it fail; tasks
-    /// only being handed to it go back to pending (they never started).
-    fn executor_lost(self: &Arc<Self>, executor_id: &str, reason: &str) {
-        let failed: Vec<String> = {
-            let mut inner = self.lock();
-            if inner.executors.remove(executor_id).is_none() {
-                return;
-            }
-            log::warn!("{reason}");
-            let mut failed = Vec::new();
-            for (job_id, job) in inner.jobs.iter_mut().filter(|(_, job)| job.is_running()) {
-                let mut lost_work = false;
-                for task in job.stages.iter_mut().flat_map(|s| s.tasks.iter_mut()) {
-                    match task {
-                        TaskState::Launching { executor_id: e } if e == executor_id => {
-                            *task = TaskState::Pending;
-                        }
-                        TaskState::Running { executor_id: e }
-                        | TaskState::Done { executor_id: e, .. }
-                            if e == executor_id =>
-                        {
-                            lost_work = true;
-                        }
-                        _ => {}
-                    }
-                }
-                if lost_work {
-                    failed.push(job_id.clone());
-                }
-            }
-            failed
-        };
-        for job_id in failed {
-            self.fail_job(&job_id, reason.to_string());
-        }
-        self.schedule();
-    }
-
     /// Starts a job; the receiver reports how it ends.
     pub fn submit(
         self: &Arc<Self>,
@@ -293,7 +203,7 @@ impl ClusterState {
                 return Err(SchedulerError::NoExecutors);
             }
             if inner.jobs.len() >= MAX_ACTIVE_JOBS {
-                return Err(SchedulerError::InvalidRequest(format!(
+                return Err(SchedulerError::Busy(format!(
                     "the scheduler already runs {MAX_ACTIVE_JOBS} jobs; try again later"
                 )));
             }
@@ -340,25 +250,7 @@ impl ClusterState {
             let Inner {
                 executors, jobs, ..
             } = &mut *inner;
-            // Free slots come from the tasks this scheduler sees running, not from a counter,
-            // so a report that never arrives cannot leak a slot for good (a late task of a
-            // finished job at worst queues behind the executor's own slot limit).
-            let mut free: BTreeMap<String, usize> = executors
-                .iter()
-                .map(|(id, e)| (id.clone(), e.slots))
-                .collect();
-            for task in jobs
-                .values()
-                .flat_map(|job| job.stages.iter())
-                .flat_map(|stage| stage.tasks.iter())
-            {
-                if let TaskState::Running { executor_id } | TaskState::Launching { executor_id } =
-                    task
-                    && let Some(n) = free.get_mut(executor_id)
-                {
-                    *n = n.saturating_sub(1);
-                }
-            }
+            let mut free = free_slots(executors, jobs);
             // First come, first served: older jobs take free slots first.
             let mut order: Vec<(u64, String)> = jobs
                 .iter()
@@ -394,8 +286,8 @@ impl ClusterState {
                         let request =
                             match build_launch(job_id, job, executors, stage_index, partition) {
                                 Ok(request) => request,
-                                Err(err) => {
-                                    failures.push((job_id.clone(), err.to_string()));
+                                Err(failure) => {
+                                    failures.push((job_id.clone(), failure));
                                     continue 'jobs;
                                 }
                             };
@@ -422,121 +314,23 @@ impl ClusterState {
                 }
             }
         }
-        for (job_id, message) in failures {
-            self.fail_job(&job_id, message);
+        for (job_id, failure) in failures {
+            self.fail_job(&job_id, failure);
         }
         for launch in launches {
             self.send_launch(launch);
         }
     }
 
-    fn send_launch(self: &Arc<Self>, launch: Launch) {
-        let state = Arc::clone(self);
-        tokio::spawn(async move {
-            let Launch {
-                job_id,
-                executor_id,
-                address,
-                mut client,
-                request,
-            } = launch;
-            let task = request.task.clone().unwrap_or_default();
-            match client.launch_task(request).await {
-                Ok(_) => state.launched(&job_id, &task, &executor_id),
-                Err(status) => state.dispatch_failed(
-                    &executor_id,
-                    &format!(
-                        "executor {executor_id} at {address} is unreachable: {}",
-                        status.message()
-                    ),
-                ),
-            }
-        });
-    }
-
-    /// A task could not be handed to its executor: that executor is gone. Tasks that never
-    /// started go back to pending for another executor; jobs that had work running or stored
-    /// on it fail.
-    fn dispatch_failed(self: &Arc<Self>, executor_id: &str, reason: &str) {
-        self.executor_lost(executor_id, reason);
-    }
-
-    /// The executor accepted a task.
-    fn launched(&self, job_id: &str, task: &TaskId, executor_id: &str) {
-        let mut inner = self.lock();
-        if let Some(job) = inner.jobs.get_mut(job_id)
-            && let Some(stage) = job.stages.get_mut(task.stage_id as usize)
-            && let Some(slot) = stage.tasks.get_mut(task.partition as usize)
-            && matches!(slot, TaskState::Launching { executor_id: e } if e == executor_id)
-        {
-            *slot = TaskState::Running {
-                executor_id: executor_id.to_string(),
-            };
-        }
-    }
-
-    /// Applies a task's report.
-    pub fn task_status(self: &Arc<Self>, report: TaskStatusReport) {
-        let Some(task) = report.task else {
-            return;
-        };
-        let mut failure = None;
-        {
-            let mut inner = self.lock();
-            let Inner {
-                executors, jobs, ..
-            } = &mut *inner;
-            let Some(job) = jobs.get_mut(&task.job_id) else {
-                return;
-            };
-            if !job.is_running() {
-                return;
-            }
-            let stage_id = task.stage_id as usize;
-            let partition = task.partition as usize;
-            let Some(stage) = job.stages.get_mut(stage_id) else {
-                return;
-            };
-            match report.result {
-                Some(TaskResult::Success(success)) => {
-                    if let Some(slot) = stage.tasks.get_mut(partition) {
-                        *slot = TaskState::Done {
-                            executor_id: report.executor_id.clone(),
-                            outputs: success.outputs,
-                            metrics: success.metrics.unwrap_or_default(),
-                        };
-                    }
-                    if stage.is_done() {
-                        stage.finished = Some(Instant::now());
-                    }
-                    if job.stages.iter().all(StageRun::is_done) {
-                        match job_result(job, executors) {
-                            Ok(result) => {
-                                job.outcome
-                                    .send_replace(JobOutcome::Succeeded(Arc::new(result)));
-                            }
-                            Err(err) => failure = Some(err.to_string()),
-                        }
-                    }
-                }
-                Some(TaskResult::Failure(message)) => {
-                    failure = Some(format!(
-                        "task {partition} of stage {stage_id} failed on executor {}: {message}",
-                        report.executor_id
-                    ));
-                }
-                Some(TaskResult::Cancelled(_)) | None => {}
-            }
-        }
-        if let Some(message) = failure {
-            self.fail_job(&task.job_id, message);
-        }
-        self.schedule();
-    }
-
     /// Ends a running job with an error and stops its other tasks.
-    pub fn fail_job(&self, job_id: &str, message: String) {
-        self.stop_job(job_id, JobOutcome::Failed(message));
+    pub fn fail_job(&self, job_id: &str, failure: CodedError) {
+        let logged = format!(
+            "job {job_id} failed ({:?}): {}",
+            failure.code, failure.message
+        );
+        if self.stop_job(job_id, JobOutcome::Failed(failure)) {
+            log::warn!("{logged}");
+        }
     }
 
     /// Cancels a running job.
@@ -544,17 +338,15 @@ impl ClusterState {
         self.stop_job(job_id, JobOutcome::Cancelled);
     }
 
-    fn stop_job(&self, job_id: &str, outcome: JobOutcome) {
+    /// Ends a running job with `outcome` and cancels its tasks; `false` if it was not running.
+    fn stop_job(&self, job_id: &str, outcome: JobOutcome) -> bool {
         let targets = {
             let inner = self.lock();
             let Some(job) = inner.jobs.get(job_id) else {
-                return;
+                return false;
             };
             if !job.is_running() {
-                return;
-            }
-            if let JobOutcome::Failed(message) = &outcome {
-                log::warn!("job {job_id} failed: {message}");
+                return false;
             }
             job.outcome.send_replace(outcome);
             executor_clients(&inner, &job.executors_used)
@@ -567,10 +359,11 @@ impl ClusterState {
                 let _ = client.cancel_job(request).await;
             });
         }
+        true
     }
 
     /// Forgets a job whose result has been read (or abandoned) and deletes its files.
-    pub fn finish_job(&self, job_id: &str) {
+    pub fn finish_job(self: &Arc<Self>, job_id: &str) {
         let targets = {
             let mut inner = self.lock();
             let Some(job) = inner.jobs.remove(job_id) else {
@@ -593,6 +386,8 @@ impl ClusterState {
                 let _ = client.remove_job_data(remove).await;
             });
         }
+        // Its tasks no longer count against their executors' slots.
+        self.schedule();
     }
 
     /// Progress of every job of a query; `None` for an unknown query.
@@ -637,6 +432,31 @@ impl ClusterState {
             .map(|(id, _)| id.clone())
             .collect()
     }
+}
+
+/// Free slots per executor, from the tasks this scheduler sees launching or running (of any
+/// job: a failed job's tasks run until their cancellation lands) rather than from a counter a
+/// lost report could leak; a task found lost goes back to pending and frees its slot.
+fn free_slots(
+    executors: &BTreeMap<String, ExecutorSlot>,
+    jobs: &BTreeMap<String, Job>,
+) -> BTreeMap<String, usize> {
+    let mut free: BTreeMap<String, usize> = executors
+        .iter()
+        .map(|(id, e)| (id.clone(), e.slots))
+        .collect();
+    for task in jobs
+        .values()
+        .flat_map(|job| job.stages.iter())
+        .flat_map(|stage| stage.tasks.iter())
+    {
+        if let TaskState::Running { executor_id, .. } | TaskState::Launching { executor_id } = task
+            && let Some(n) = free.get_mut(executor_id)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+    free
 }
 
 fn executor_clients(
@@ -706,18 +526,21 @@ fn stage_locations(
     Ok(locations)
 }
 
+/// One task's launch request, refused here when it would exceed the gRPC message limit (the
+/// executor could not decode it, and the transport error would look like a dead executor).
 fn build_launch(
     job_id: &str,
     job: &Job,
     executors: &BTreeMap<String, ExecutorSlot>,
     stage_index: usize,
     partition: usize,
-) -> Result<LaunchTaskRequest> {
+) -> Result<LaunchTaskRequest, CodedError> {
     let stage = &job.stages[stage_index].stage;
     let locations_of = |input: usize| stage_locations(job, executors, input);
-    let plan = task_plan(stage, partition, &locations_of, &job.runtime)?;
-    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &FloePhysicalCodec)?;
-    Ok(LaunchTaskRequest {
+    let plan = task_plan(stage, partition, &locations_of, &job.runtime).map_err(build_failure)?;
+    let bytes = physical_plan_to_bytes_with_extension_codec(plan, &FloePhysicalCodec)
+        .map_err(|e| build_failure(e.into()))?;
+    let request = LaunchTaskRequest {
         task: Some(TaskId {
             job_id: job_id.to_string(),
             stage_id: stage.id as u32,
@@ -725,7 +548,25 @@ fn build_launch(
         }),
         plan: bytes.to_vec(),
         session_options: job.session_options.clone(),
-    })
+    };
+    let size = request.encoded_len();
+    if size > MAX_GRPC_MESSAGE_BYTES {
+        return Err(CodedError::new(
+            Code::ResourceExhausted,
+            format!(
+                "the plan of task {partition} of stage {} is {size} bytes, over the \
+                 {MAX_GRPC_MESSAGE_BYTES}-byte gRPC message limit (MAX_GRPC_MESSAGE_BYTES); \
+                 a large literal in the query may be the cause",
+                stage.id
+            ),
+        ));
+    }
+    Ok(request)
+}
+
+/// Why a task's plan could not be built: the executor holding an input is gone, or a bug.
+pub(super) fn build_failure(err: SchedulerError) -> CodedError {
+    CodedError::new(err.code(), err.to_string())
 }
 
 fn job_result(job: &Job, executors: &BTreeMap<String, ExecutorSlot>) -> Result<JobResult> {

@@ -2,7 +2,9 @@
 //! `floe-executor` processes on loopback, started from the binaries of this workspace with
 //! port 0 and their bound address read back from their first line of output.
 //!
-//! Included with `#[path]` by `client/tests/cluster.rs` and `benchmarks/tpcds/tests/`.
+//! Also the Python that runs the independent clients (PyIceberg, the ADBC Flight SQL driver).
+//!
+//! Included with `#[path]` by the tests in `client/tests/` and `benchmarks/tpcds/tests/`.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -97,4 +99,20 @@ pub fn start_cluster() -> Cluster {
         scheduler,
         executors,
     }
+}
+
+/// The Python with PyIceberg and the ADBC Flight SQL driver: `$FLOE_TEST_PYTHON` (set by
+/// `.ci/run`), else the venv `.ci/run` makes.
+pub fn test_python() -> PathBuf {
+    if let Some(path) = std::env::var_os("FLOE_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(".ci/venv/bin/python"))
+        .find(|python| python.exists());
+    venv.expect(
+        "PyIceberg and adbc-driver-flightsql are needed: run `bash .ci/run`, or set \
+         FLOE_TEST_PYTHON to a python that has them",
+    )
 }

@@ -10,6 +10,11 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
 use iceberg::spec::{PartitionSpec, PrimitiveType, Schema as IcebergSchema, Transform, Type};
 
+use datafusion::sql::planner::IdentNormalizer;
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Spanned, Value, ValueWithSpan,
+};
+
 use crate::error::{FloeError, Result};
 
 /// The Iceberg schema for a `CREATE TABLE` whose columns DataFusion typed as `schema`.
@@ -77,72 +82,81 @@ pub struct PartitionItem {
     pub transform: Transform,
 }
 
-/// Parses the inside of `PARTITIONED BY ( ... )`: `col`, `identity(col)`, `year(col)`,
-/// `month(col)`, `day(col)`, `hour(col)`, `bucket(N, col)`, `truncate(W, col)` (Spark's
-/// argument order; `truncate(col, W)` is accepted too), `void(col)`.
-pub fn parse_partition_items(text: &str) -> Result<Vec<PartitionItem>> {
-    split_top_level(text)
-        .into_iter()
-        .map(|item| parse_partition_item(item.trim()))
+/// Translates the `PARTITIONED BY` items: `col`, `identity(col)`, `year(col)`, `month(col)`,
+/// `day(col)`, `hour(col)`, `bucket(N, col)`, `truncate(W, col)` (Spark's argument order;
+/// `truncate(col, W)` is accepted too), `void(col)`. Column names are normalized by
+/// `normalizer` as DataFusion normalizes the column definitions.
+pub fn partition_items(items: &[Expr], normalizer: &IdentNormalizer) -> Result<Vec<PartitionItem>> {
+    items
+        .iter()
+        .map(|item| partition_item(item, normalizer))
         .collect()
 }
 
-fn split_top_level(text: &str) -> Vec<&str> {
-    let mut items = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                items.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    items.push(&text[start..]);
-    items.into_iter().filter(|s| !s.trim().is_empty()).collect()
-}
-
-fn unquote(identifier: &str) -> String {
-    let trimmed = identifier.trim();
-    let unquoted = trimmed
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| trimmed.strip_prefix('`').and_then(|s| s.strip_suffix('`')));
-    match unquoted {
-        Some(inner) => inner.to_string(),
-        None => trimmed.to_lowercase(),
-    }
-}
-
-fn parse_partition_item(item: &str) -> Result<PartitionItem> {
-    let bad = |why: &str| FloeError::plan(format!("invalid PARTITIONED BY item `{item}`: {why}"));
-    let Some(open) = item.find('(') else {
-        if item.split_whitespace().count() != 1 {
-            return Err(bad("expected a column or a transform such as day(ts)"));
-        }
-        return Ok(PartitionItem {
-            column: unquote(item),
-            transform: Transform::Identity,
-        });
+fn partition_item(item: &Expr, normalizer: &IdentNormalizer) -> Result<PartitionItem> {
+    let bad = |why: &str| {
+        FloeError::plan(format!(
+            "invalid PARTITIONED BY item `{item}`: {why}{}",
+            item.span().start
+        ))
     };
-    let inner = item[open + 1..]
-        .strip_suffix(')')
-        .ok_or_else(|| bad("missing `)`"))?;
-    let name = item[..open].trim().to_lowercase();
-    let args: Vec<&str> = inner.split(',').map(str::trim).collect();
-    let number = |s: &str| -> Result<u32> {
-        s.parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| bad(&format!("`{s}` is not a positive integer")))
+    let column = |arg: &Expr| match arg {
+        Expr::Identifier(ident) => Ok(normalizer.normalize(ident.clone())),
+        _ => Err(bad(&format!("`{arg}` is not a column name"))),
+    };
+    let function = match item {
+        Expr::Identifier(_) => {
+            return Ok(PartitionItem {
+                column: column(item)?,
+                transform: Transform::Identity,
+            });
+        }
+        Expr::Function(function) => function,
+        _ => return Err(bad("expected a column or a transform such as day(ts)")),
+    };
+    let args = match &function.args {
+        FunctionArguments::List(list)
+            if list.duplicate_treatment.is_none()
+                && list.clauses.is_empty()
+                && function.filter.is_none()
+                && function.over.is_none()
+                && function.within_group.is_empty()
+                && matches!(function.parameters, FunctionArguments::None) =>
+        {
+            list.args
+                .iter()
+                .map(|arg| match arg {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Ok(expr),
+                    _ => Err(bad("transform arguments are a column and a number")),
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+        _ => {
+            return Err(bad(
+                "expected a transform such as day(ts) or bucket(16, id)",
+            ));
+        }
+    };
+    let number = |arg: &Expr| -> Option<u32> {
+        match arg {
+            Expr::Value(ValueWithSpan {
+                value: Value::Number(n, _),
+                ..
+            }) => n.to_string().parse::<u32>().ok(),
+            _ => None,
+        }
+    };
+    let name = match function.name.0.as_slice() {
+        [part] => part
+            .as_ident()
+            .map(|ident| ident.value.to_lowercase())
+            .unwrap_or_default(),
+        _ => String::new(),
     };
     let one_column = |transform: Transform| -> Result<PartitionItem> {
         match args.as_slice() {
-            [column] => Ok(PartitionItem {
-                column: unquote(column),
+            [arg] => Ok(PartitionItem {
+                column: column(arg)?,
                 transform,
             }),
             _ => Err(bad("expected one column argument")),
@@ -160,22 +174,29 @@ fn parse_partition_item(item: &str) -> Result<PartitionItem> {
                 return Err(bad("expected two arguments, e.g. bucket(16, id)"));
             };
             // Spark writes bucket(N, col); Trino's and some docs' col-first order is accepted too.
-            let (n, column) = match a.parse::<u32>() {
-                Ok(_) => (number(a)?, *b),
-                Err(_) => (number(b)?, *a),
+            let (n, column_arg) = match number(a) {
+                Some(n) => (n, *b),
+                None => match number(b) {
+                    Some(n) => (n, *a),
+                    None => return Err(bad("expected a positive integer argument")),
+                },
             };
+            if n == 0 {
+                return Err(bad("`0` is not a positive integer"));
+            }
             let transform = if name == "bucket" {
                 Transform::Bucket(n)
             } else {
                 Transform::Truncate(n)
             };
             Ok(PartitionItem {
-                column: unquote(column),
+                column: column(column_arg)?,
                 transform,
             })
         }
-        other => Err(bad(&format!(
-            "unknown transform `{other}` (expected identity, year, month, day, hour, bucket, truncate, void)"
+        _ => Err(bad(&format!(
+            "unknown transform `{}` (expected identity, year, month, day, hour, bucket, truncate, void)",
+            function.name
         ))),
     }
 }
@@ -261,6 +282,11 @@ pub fn sql_type_name(data_type: &Type) -> String {
     }
 }
 
+/// `text` as a SQL string literal, so `SHOW CREATE TABLE` output parses back as written.
+fn sql_string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// `SHOW CREATE TABLE` text for a table.
 pub fn show_create_table(name: &str, metadata: &iceberg::spec::TableMetadata) -> String {
     let schema = metadata.current_schema();
@@ -294,14 +320,18 @@ pub fn show_create_table(name: &str, metadata: &iceberg::spec::TableMetadata) ->
             .collect();
         text.push_str(&format!("\nPARTITIONED BY ({})", items.join(", ")));
     }
-    text.push_str(&format!("\nLOCATION '{}'", metadata.location()));
+    text.push_str(&format!("\nLOCATION {}", sql_string(metadata.location())));
     let mut properties: Vec<_> = metadata.properties().iter().collect();
     properties.sort();
     let mut listed = vec![format!(
         "  'format-version' = '{}'",
         metadata.format_version() as u8
     )];
-    listed.extend(properties.iter().map(|(k, v)| format!("  '{k}' = '{v}'")));
+    listed.extend(
+        properties
+            .iter()
+            .map(|(k, v)| format!("  {} = {}", sql_string(k), sql_string(v))),
+    );
     text.push_str(&format!("\nTBLPROPERTIES (\n{}\n)", listed.join(",\n")));
     text
 }
@@ -311,31 +341,62 @@ pub fn show_create_table(name: &str, metadata: &iceberg::spec::TableMetadata) ->
 mod tests {
     use super::*;
 
+    fn items(text: &str) -> Result<Vec<PartitionItem>> {
+        use datafusion::sql::sqlparser::dialect::GenericDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
+        let dialect = GenericDialect {};
+        let exprs = Parser::new(&dialect)
+            .try_with_sql(text)
+            .unwrap()
+            .parse_comma_separated(Parser::parse_expr)
+            .unwrap();
+        partition_items(&exprs, &IdentNormalizer::new(true))
+    }
+
     #[test]
     fn parses_spark_style_transforms() {
-        let items = parse_partition_items("region, day(ts), bucket(16, id), truncate(4, \"Name\")")
-            .unwrap();
-        assert_eq!(items[0].transform, Transform::Identity);
+        let parsed =
+            items("Region, day(ts), BUCKET(16, id), truncate(4, \"Name\"), truncate(id, 2)")
+                .unwrap();
         assert_eq!(
-            items[1],
+            parsed[0],
+            PartitionItem {
+                column: "region".into(),
+                transform: Transform::Identity
+            }
+        );
+        assert_eq!(
+            parsed[1],
             PartitionItem {
                 column: "ts".into(),
                 transform: Transform::Day
             }
         );
-        assert_eq!(items[2].transform, Transform::Bucket(16));
+        assert_eq!(parsed[2].transform, Transform::Bucket(16));
         assert_eq!(
-            items[3],
+            parsed[3],
             PartitionItem {
                 column: "Name".into(),
                 transform: Transform::Truncate(4)
             }
         );
-        let err = parse_partition_items("bucket(0, id)")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(parsed[4].transform, Transform::Truncate(2));
+        for transform in ["year", "month", "hour", "void", "identity", "date"] {
+            items(&format!("{transform}(ts)")).unwrap();
+        }
+        let err = items("bucket(0, id)").unwrap_err().to_string();
         assert!(err.contains("bucket(0, id)"), "{err}");
-        let err = parse_partition_items("weekly(ts)").unwrap_err().to_string();
-        assert!(err.contains("weekly"), "{err}");
+        let err = items("a, weekly(ts)").unwrap_err().to_string();
+        assert!(
+            err.contains("weekly") && err.contains("Line: 1, Column: 4"),
+            "{err}"
+        );
+        let err = items("day(ts + 1)").unwrap_err().to_string();
+        assert!(err.contains("not a column"), "{err}");
+    }
+
+    #[test]
+    fn show_create_table_quotes_literals() {
+        assert_eq!(sql_string("it's"), "'it''s'");
     }
 }

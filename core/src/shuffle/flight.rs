@@ -11,16 +11,19 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
+use arrow_flight::error::FlightError;
 use arrow_flight::{FlightClient, Ticket};
 use datafusion::common::{DataFusionError, Result};
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use tokio::sync::OnceCell;
+use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use super::{LOCAL_READ_BUFFER_BATCHES, ShuffleLocation, resolve_shuffle_path};
 use crate::proto::ShuffleTicket;
+use crate::status::CodedError;
 
 /// Largest gRPC message Floe sends or accepts (Flight data, task plans, control messages).
 pub const MAX_GRPC_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -163,13 +166,17 @@ pub fn fetch_remote(pool: &FlightClientPool, location: &ShuffleLocation) -> Resu
         client
             .do_get(Ticket::new(ticket.encode_to_vec()))
             .await
-            .map_err(|e| DataFusionError::Execution(format!("{describe}: {e}")))
-            .map(move |batches| {
-                batches.map_err(move |e| DataFusionError::Execution(format!("{describe}: {e}")))
-            })
+            .map_err(|e| fetch_failed(&describe, &e))
+            .map(move |batches| batches.map_err(move |e| fetch_failed(&describe, &e)))
     })
     .try_flatten();
     Ok(stream.boxed())
+}
+
+/// A shuffle input that could not be read from its executor: the executor is gone or lost the
+/// file, so the query fails as `Unavailable` (the cluster's fault, not the query's).
+fn fetch_failed(describe: &str, err: &FlightError) -> DataFusionError {
+    CodedError::unavailable(format!("{describe}: {err}")).into_datafusion()
 }
 
 /// Copies a remote broadcast file to `work_dir` once per executor and returns the local path.
@@ -212,14 +219,20 @@ pub async fn fetch_broadcast(
 
 /// Serves a shuffle file for a `do_get` ticket: the executor side of [`fetch_remote`].
 pub fn serve_shuffle_file(work_dir: &Path, ticket: &[u8]) -> Result<BatchStream> {
+    let invalid = |message: String| CodedError::new(Code::InvalidArgument, message);
     let ticket = ShuffleTicket::decode(ticket)
-        .map_err(|e| DataFusionError::Execution(format!("invalid shuffle ticket: {e}")))?;
-    let path = resolve_shuffle_path(work_dir, &ticket.job_id, &ticket.path)?;
+        .map_err(|e| invalid(format!("invalid shuffle ticket: {e}")).into_datafusion())?;
+    let path = resolve_shuffle_path(work_dir, &ticket.job_id, &ticket.path)
+        .map_err(|e| invalid(e.to_string()).into_datafusion())?;
     if !path.is_file() {
-        return Err(DataFusionError::Execution(format!(
-            "shuffle file {} not found (its job may have finished)",
-            ticket.path
-        )));
+        return Err(CodedError::new(
+            Code::NotFound,
+            format!(
+                "shuffle file {} not found (its job may have finished)",
+                ticket.path
+            ),
+        )
+        .into_datafusion());
     }
     Ok(read_local_file(path))
 }
