@@ -300,21 +300,10 @@ async fn distributed_results_match_single_process_datafusion() {
 /// Runs `statements` through the ADBC Flight SQL driver; one line each: `ok N` or the ADBC
 /// status code and message of its error.
 fn adbc_statements(address: &str, statements: &[&str]) -> Vec<String> {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/adbc_statements.py");
-    let output = Command::new(processes::test_python())
-        .arg(script)
-        .arg(address)
-        .args(statements)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "ADBC client failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
+    let args: Vec<&str> = std::iter::once(address)
+        .chain(statements.iter().copied())
+        .collect();
+    processes::run_interop_script("adbc_statements.py", &args)
         .lines()
         .map(str::to_string)
         .collect()
@@ -541,7 +530,6 @@ async fn task_reports_are_retried_and_a_lost_one_fails_its_query() {
         started.elapsed()
     );
     assert!(err.contains("was lost"), "{err}");
-    assert!(err.contains(&tonic::Code::Unavailable.to_string()), "{err}");
     assert!(err.contains("of stage"), "{err}");
     assert!(err.contains("executor"), "{err}");
     // The cluster's fault, not the query's: a client may retry.

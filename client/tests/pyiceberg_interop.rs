@@ -7,27 +7,10 @@
 #[path = "support/processes.rs"]
 mod processes;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use processes::test_python as python;
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/pyiceberg_tables.py")
-}
-
 fn run_python(args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg(script())
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "pyiceberg {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    processes::run_interop_script("pyiceberg_tables.py", args)
 }
 
 fn floe_json(dir: &std::path::Path, sql: &str) -> String {

@@ -7,12 +7,27 @@ mod common;
 use std::sync::Arc;
 
 use arrow::util::pretty::pretty_format_batches;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use datafusion_proto::bytes::{
     physical_plan_from_bytes_with_extension_codec, physical_plan_to_bytes_with_extension_codec,
 };
 use floe_core::codec::FloePhysicalCodec;
+
+/// `plan` encoded and decoded in a different session, as an executor would have: no catalogs,
+/// only the runtime.
+fn round_trip(plan: &Arc<dyn ExecutionPlan>) -> (Arc<dyn ExecutionPlan>, SessionContext) {
+    let bytes =
+        physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &FloePhysicalCodec).unwrap();
+    let executor = SessionContext::new();
+    let decoded = physical_plan_from_bytes_with_extension_codec(
+        &bytes,
+        &executor.task_ctx(),
+        &FloePhysicalCodec,
+    )
+    .unwrap();
+    (decoded, executor)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn iceberg_scan_round_trips() {
@@ -29,16 +44,7 @@ async fn iceberg_scan_round_trips() {
             .unwrap()
             .to_string();
 
-    let bytes =
-        physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &FloePhysicalCodec).unwrap();
-    // A different session, as an executor would have: no catalogs, only the runtime.
-    let executor = SessionContext::new();
-    let decoded = physical_plan_from_bytes_with_extension_codec(
-        &bytes,
-        &executor.task_ctx(),
-        &FloePhysicalCodec,
-    )
-    .unwrap();
+    let (decoded, executor) = round_trip(&plan);
     let mut scans = Vec::new();
     common::find_scans(&decoded, &mut scans);
     assert_eq!(scans.len(), 1, "decoded plan lost the Iceberg scan");
@@ -76,15 +82,7 @@ async fn pushed_down_row_filters_survive_the_round_trip() {
         .to_string();
     assert!(!shown.contains("FilterExec"), "filter not pushed: {shown}");
 
-    let bytes =
-        physical_plan_to_bytes_with_extension_codec(Arc::clone(&plan), &FloePhysicalCodec).unwrap();
-    let executor = SessionContext::new();
-    let decoded = physical_plan_from_bytes_with_extension_codec(
-        &bytes,
-        &executor.task_ctx(),
-        &FloePhysicalCodec,
-    )
-    .unwrap();
+    let (decoded, executor) = round_trip(&plan);
     let batches = collect(decoded, executor.task_ctx()).await.unwrap();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 10, "{}", pretty_format_batches(&batches).unwrap());

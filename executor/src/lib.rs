@@ -14,8 +14,9 @@
 //! crashed, never anything else in `--work-dir`.
 //!
 //! Heartbeats list the tasks the executor holds (running, or with a report not yet
-//! acknowledged), so the scheduler finds tasks whose report was lost and the executor stops
-//! tasks the scheduler no longer knows.
+//! acknowledged) and count the launches it had accepted then, so the scheduler finds tasks
+//! whose report was lost (judging each only by heartbeats built after its launch) and the
+//! executor stops tasks the scheduler no longer knows.
 
 pub mod flight;
 pub mod join_filters;
@@ -254,10 +255,11 @@ async fn heartbeat_loop(
     let mut ticks = tokio::time::interval(interval);
     loop {
         ticks.tick().await;
+        let held = runner.held_snapshot();
         let request = HeartbeatRequest {
             executor_id: registration.executor_id.clone(),
-            running_tasks: runner.running_tasks() as u32,
-            tasks: runner.held_tasks(),
+            tasks: held.tasks,
+            launches_accepted: held.launches_accepted,
         };
         match client.heartbeat(request).await {
             Ok(response) if response.get_ref().reregister => {

@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use datafusion::common::DataFusionError;
@@ -70,15 +69,32 @@ pub struct TaskRunner {
     env: Arc<ShuffleEnv>,
     functions: SessionState,
     runtime: Arc<RuntimeEnv>,
-    /// Tasks from launch to acknowledged report, by launch number.
-    held: Mutex<HashMap<u64, HeldTask>>,
-    next_launch: AtomicU64,
+    /// Tasks from launch to acknowledged report, and the launch count, under one lock.
+    held: Mutex<Held>,
     /// Recently cancelled jobs, so a launch that races its job's cancellation is refused.
     cancelled: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// Cancelled job ids remembered (oldest forgotten first).
 pub const CANCELLED_JOBS_REMEMBERED: usize = 1024;
+
+/// The tasks this executor holds and how many launches it has accepted, changed and read
+/// together: a heartbeat's snapshot lists every held task of a launch numbered below its count.
+#[derive(Default)]
+struct Held {
+    /// Launches accepted so far: the next launch's number.
+    launches: u64,
+    /// Tasks from launch to acknowledged report, by launch number.
+    tasks: HashMap<u64, HeldTask>,
+}
+
+/// What a heartbeat reports of the held tasks, read in one snapshot.
+pub struct HeldSnapshot {
+    /// Launches accepted when the snapshot was taken.
+    pub launches_accepted: u64,
+    /// Every task held then: running, or with its report not yet acknowledged.
+    pub tasks: Vec<TaskId>,
+}
 
 /// A task this executor holds: running, or finished with its report not yet acknowledged.
 struct HeldTask {
@@ -137,25 +153,24 @@ impl TaskRunner {
             scheduler,
             functions,
             runtime,
-            held: Mutex::new(HashMap::new()),
-            next_launch: AtomicU64::new(0),
+            held: Mutex::new(Held::default()),
             cancelled: Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
-    /// Tasks running now.
-    pub fn running_tasks(&self) -> usize {
-        self.held.lock().map_or(0, |held| {
-            held.values().filter(|t| !t.run.is_finished()).count()
-        })
+    /// The held tasks; a panic elsewhere while they were locked leaves them usable.
+    fn held(&self) -> MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every task held: running, or with its report not yet acknowledged.
-    pub fn held_tasks(&self) -> Vec<TaskId> {
-        self.held.lock().map_or_else(
-            |_| Vec::new(),
-            |held| held.values().map(|t| t.task.clone()).collect(),
-        )
+    /// Every task held (running, or with its report not yet acknowledged) and the launches
+    /// accepted, in one snapshot for a heartbeat.
+    pub fn held_snapshot(&self) -> HeldSnapshot {
+        let held = self.held();
+        HeldSnapshot {
+            launches_accepted: held.launches,
+            tasks: held.tasks.values().map(|t| t.task.clone()).collect(),
+        }
     }
 
     fn task_context(
@@ -271,18 +286,23 @@ impl TaskRunner {
         }
     }
 
-    /// Holds a task from its launch; a task launched again (its first hand-off looked failed
-    /// to the scheduler) replaces the older run, which neither runs on nor reports.
-    fn hold(&self, launch: u64, task: &TaskId, run: AbortHandle) {
-        if let Ok(mut held) = self.held.lock() {
-            held.retain(|_, older| {
+    /// Numbers a launch and holds its task (if it runs: `run`), under one lock, so every
+    /// heartbeat counting this launch lists the task until its report is acknowledged. A task
+    /// launched again (its first hand-off looked failed to the scheduler) replaces the older
+    /// run, which neither runs on nor reports. Returns the launch's number.
+    fn hold(&self, task: &TaskId, run: Option<AbortHandle>) -> u64 {
+        let mut held = self.held();
+        let launch = held.launches;
+        held.launches += 1;
+        if let Some(run) = run {
+            held.tasks.retain(|_, older| {
                 let replaced = older.is(task);
                 if replaced {
                     older.abort();
                 }
                 !replaced
             });
-            held.insert(
+            held.tasks.insert(
                 launch,
                 HeldTask {
                     task: task.clone(),
@@ -291,21 +311,18 @@ impl TaskRunner {
                 },
             );
         }
+        launch
     }
 
     fn set_reporter(&self, launch: u64, reporter: AbortHandle) {
-        if let Ok(mut held) = self.held.lock()
-            && let Some(task) = held.get_mut(&launch)
-        {
+        if let Some(task) = self.held().tasks.get_mut(&launch) {
             task.reporter = Some(reporter);
         }
     }
 
     /// The task's report was delivered (or refused): it is no longer held.
     fn release(&self, launch: u64) {
-        if let Ok(mut held) = self.held.lock() {
-            held.remove(&launch);
-        }
+        self.held().tasks.remove(&launch);
     }
 }
 
@@ -352,8 +369,10 @@ impl ExecutorControl for ControlHandle {
             .map(|cancelled| cancelled.contains(&job_id))
             .unwrap_or(false);
         if was_cancelled {
+            // Counted but not held: heartbeats from now on leave it out, as it does not run.
+            let launch_seq = runner.hold(&task, None);
             tokio::spawn(async move { runner.report(task, TaskResult::Cancelled(true)).await });
-            return Ok(Response::new(LaunchTaskResponse {}));
+            return Ok(Response::new(LaunchTaskResponse { launch_seq }));
         }
         let inner = {
             let runner = Arc::clone(&runner);
@@ -373,10 +392,9 @@ impl ExecutorControl for ControlHandle {
                 None => tokio::spawn(future),
             }
         };
-        // Held before the launch is acknowledged, so every heartbeat the scheduler receives
-        // after its acknowledgement (and grace period) lists the task until its report lands.
-        let launch = runner.next_launch.fetch_add(1, Ordering::Relaxed);
-        runner.hold(launch, &task, inner.abort_handle());
+        // Held before the launch is acknowledged, so every heartbeat counting this launch lists
+        // the task until its report lands: the scheduler judges it only by those.
+        let launch = runner.hold(&task, Some(inner.abort_handle()));
         let reporter = {
             let runner = Arc::clone(&runner);
             tokio::spawn(async move {
@@ -397,7 +415,7 @@ impl ExecutorControl for ControlHandle {
             })
         };
         runner.set_reporter(launch, reporter.abort_handle());
-        Ok(Response::new(LaunchTaskResponse {}))
+        Ok(Response::new(LaunchTaskResponse { launch_seq: launch }))
     }
 
     async fn cancel_job(
@@ -418,7 +436,7 @@ impl ExecutorControl for ControlHandle {
             .lock()
             .map_err(|_| Status::internal("task table poisoned"))?;
         let mut tasks_cancelled = 0;
-        for task in held.values().filter(|t| &t.task.job_id == job_id) {
+        for task in held.tasks.values().filter(|t| &t.task.job_id == job_id) {
             if !task.run.is_finished() {
                 task.run.abort();
                 tasks_cancelled += 1;
@@ -439,7 +457,7 @@ impl ExecutorControl for ControlHandle {
             .map_err(|_| Status::internal("task table poisoned"))?;
         // The scheduler does not know these tasks: nothing of theirs, run or report, is wanted.
         let mut tasks_cancelled = 0;
-        held.retain(|_, task| {
+        held.tasks.retain(|_, task| {
             let unwanted = cancel.iter().any(|c| task.is(c));
             if unwanted {
                 task.abort();

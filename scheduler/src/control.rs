@@ -51,11 +51,7 @@ impl SchedulerControl for ControlService {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let request = request.into_inner();
-        let known = self.cluster.heartbeat(&request.executor_id);
-        if known {
-            self.cluster.reconcile(&request.executor_id, &request.tasks);
-        }
+        let known = self.cluster.heartbeat(request.get_ref());
         Ok(Response::new(HeartbeatResponse { reregister: !known }))
     }
 

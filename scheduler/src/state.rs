@@ -38,8 +38,6 @@ use crate::planner::{ReaderLocations, Stage, StageGraph, task_plan};
 
 mod executors;
 
-pub use executors::TASK_LOST_GRACE;
-
 /// How often executors send heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -105,10 +103,11 @@ enum TaskState {
     Launching {
         executor_id: String,
     },
-    /// Accepted by the executor at `since`.
+    /// Accepted by the executor as its launch number `launch` (`None` once it registered
+    /// again: the task is then judged by any heartbeat, see `state/executors.rs`).
     Running {
         executor_id: String,
-        since: Instant,
+        launch: Option<u64>,
     },
     Done {
         executor_id: String,

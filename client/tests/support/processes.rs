@@ -116,3 +116,24 @@ pub fn test_python() -> PathBuf {
          FLOE_TEST_PYTHON to a python that has them",
     )
 }
+
+/// Runs `client/tests/interop/{script}` with [`test_python`]; its standard output, after
+/// asserting that it succeeded.
+pub fn run_interop_script(script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("client/tests/interop").join(script))
+        .find(|path| path.exists())
+        .unwrap();
+    let output = Command::new(test_python())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}

@@ -3,9 +3,14 @@
 //!
 //! A task report can be lost (the executor gives up, or a proxy drops it), so reports are not
 //! the only source of truth: every heartbeat lists the tasks its executor holds (running, or
-//! finished with the report not yet acknowledged). A task the scheduler has running on that
-//! executor for longer than [`TASK_LOST_GRACE`] that the heartbeat leaves out is lost: its job
-//! fails naming task and executor, and its slot is freed. A task the executor holds that the
+//! finished with the report not yet acknowledged) and counts the launches it had accepted when
+//! it built the heartbeat. An executor numbers its launches and holds each task before it
+//! acknowledges the launch, so a heartbeat counting more launches than a task's number was
+//! built after the task was held. A task the scheduler has running on that executor that such
+//! a heartbeat leaves out is lost: its job fails naming task and executor, and its slot is
+//! freed. An older heartbeat, however late it arrives, never judges the task. When an executor
+//! registers (again: a restart starts its count afresh), the tasks the scheduler has running
+//! there are judged by its next heartbeat. A task the executor holds that the
 //! scheduler does not have there (its job is gone or finished, or the task moved on) is
 //! cancelled with `CancelTasks`. Reports are idempotent: one only counts for a task the
 //! scheduler has launching or running on the reporting executor, so a duplicate or a stale
@@ -17,11 +22,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use floe_core::proto::executor_control_client::ExecutorControlClient;
 use floe_core::proto::task_status_report::Result as TaskResult;
-use floe_core::proto::{CancelTasksRequest, TaskFailure, TaskId, TaskStatusReport};
+use floe_core::proto::{
+    CancelTasksRequest, HeartbeatRequest, TaskFailure, TaskId, TaskStatusReport,
+};
 use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
 use tonic::Status;
 
@@ -34,16 +41,11 @@ use super::{
 };
 use crate::error::Result;
 
-/// How long after an executor accepted a task its heartbeats may still leave the task out
-/// without it counting as lost: a heartbeat built before the launch arrived can be received
-/// after it was acknowledged.
-pub const TASK_LOST_GRACE: Duration = Duration::from_secs(3);
-
 /// A task as a comparable key: job, stage, partition.
-type TaskKey = (String, u32, u32);
+type TaskKey<'a> = (&'a str, u32, u32);
 
-fn key_of(task: &TaskId) -> TaskKey {
-    (task.job_id.clone(), task.stage_id, task.partition)
+fn key_of(task: &TaskId) -> TaskKey<'_> {
+    (&task.job_id, task.stage_id, task.partition)
 }
 
 /// What reconciling one heartbeat found.
@@ -70,6 +72,8 @@ impl ClusterState {
         let slots = slots.max(1);
         {
             let mut inner = self.lock();
+            // Launch numbers of an earlier run of the executor mean nothing to this one.
+            forget_launches(&mut inner, executor_id);
             inner.executors.insert(
                 executor_id.to_string(),
                 ExecutorSlot {
@@ -85,31 +89,21 @@ impl ClusterState {
         Ok(())
     }
 
-    /// Records a heartbeat; `false` when the executor is unknown (it must register again).
-    pub fn heartbeat(&self, executor_id: &str) -> bool {
-        let mut inner = self.lock();
-        match inner.executors.get_mut(executor_id) {
-            Some(executor) => {
-                executor.last_seen = Instant::now();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Compares the tasks a heartbeat lists (`held`: running, or with a report not yet
-    /// acknowledged) with what the scheduler believes runs on that executor: jobs with a lost
-    /// task fail, and tasks the scheduler does not have there are cancelled.
-    pub fn reconcile(self: &Arc<Self>, executor_id: &str, held: &[TaskId]) {
-        let (reconciled, client) = {
+    /// Records a heartbeat and compares the tasks it lists (running, or with a report not yet
+    /// acknowledged) with what the scheduler believes runs on that executor, in one lock: jobs
+    /// with a lost task fail, and tasks the scheduler does not have there are cancelled.
+    /// `false` when the executor is unknown (it must register again; nothing is reconciled).
+    pub fn heartbeat(self: &Arc<Self>, heartbeat: &HeartbeatRequest) -> bool {
+        let executor_id = heartbeat.executor_id.as_str();
+        let (Reconciled { lost, unknown }, client) = {
             let mut inner = self.lock();
-            let Some(client) = inner.executors.get(executor_id).map(|e| e.client.clone()) else {
-                // Not registered (yet again): its next heartbeat reconciles.
-                return;
+            let Some(executor) = inner.executors.get_mut(executor_id) else {
+                return false;
             };
-            (reconcile_executor(&mut inner, executor_id, held), client)
+            executor.last_seen = Instant::now();
+            let client = executor.client.clone();
+            (reconcile_executor(&mut inner, heartbeat), client)
         };
-        let Reconciled { lost, unknown } = reconciled;
         if !unknown.is_empty() {
             log::info!(
                 "executor {executor_id} holds {} task(s) the scheduler does not have there; \
@@ -128,6 +122,7 @@ impl ClusterState {
         }
         // Lost tasks, and tasks of jobs that ended, no longer hold slots.
         self.schedule();
+        true
     }
 
     /// Executors that have not sent a heartbeat within [`EXECUTOR_TIMEOUT`] are removed and
@@ -204,7 +199,10 @@ impl ClusterState {
             } = launch;
             let task = request.task.clone().unwrap_or_default();
             match client.launch_task(request).await {
-                Ok(_) => state.launched(&job_id, &task, &executor_id),
+                Ok(response) => {
+                    let launch = response.into_inner().launch_seq;
+                    state.launched(&job_id, &task, &executor_id, launch);
+                }
                 // The executor may be gone: it is dropped, and its unstarted tasks go elsewhere.
                 Err(status) if is_transport_failure(&status) => state.executor_lost(
                     &executor_id,
@@ -219,15 +217,15 @@ impl ClusterState {
         });
     }
 
-    /// The executor accepted a task.
-    fn launched(&self, job_id: &str, task: &TaskId, executor_id: &str) {
+    /// The executor accepted a task as its launch number `launch`.
+    fn launched(&self, job_id: &str, task: &TaskId, executor_id: &str, launch: u64) {
         let mut inner = self.lock();
         if let Some(slot) = task_slot(&mut inner, job_id, task)
             && matches!(slot, TaskState::Launching { executor_id: e } if e == executor_id)
         {
             *slot = TaskState::Running {
                 executor_id: executor_id.to_string(),
-                since: Instant::now(),
+                launch: Some(launch),
             };
         }
     }
@@ -409,25 +407,29 @@ fn reported_code(code: i32) -> Code {
 }
 
 /// Reconciles one executor's heartbeat (see the module docs).
-fn reconcile_executor(inner: &mut Inner, executor_id: &str, held: &[TaskId]) -> Reconciled {
+fn reconcile_executor(inner: &mut Inner, heartbeat: &HeartbeatRequest) -> Reconciled {
+    let HeartbeatRequest {
+        executor_id,
+        tasks: held,
+        launches_accepted,
+    } = heartbeat;
     let held_keys: HashSet<TaskKey> = held.iter().map(key_of).collect();
-    let now = Instant::now();
     let mut reconciled = Reconciled::default();
     for (job_id, job) in inner.jobs.iter_mut() {
         let mut first_lost = None;
         for (stage_id, stage) in job.stages.iter_mut().enumerate() {
             for (partition, slot) in stage.tasks.iter_mut().enumerate() {
+                // Only tasks running on this executor that this heartbeat must list.
                 let TaskState::Running {
                     executor_id: e,
-                    since,
+                    launch,
                 } = slot
                 else {
                     continue;
                 };
-                let key = (job_id.clone(), stage_id as u32, partition as u32);
                 if e != executor_id
-                    || now.duration_since(*since) < TASK_LOST_GRACE
-                    || held_keys.contains(&key)
+                    || !counts_launch(*launches_accepted, *launch)
+                    || held_keys.contains(&(job_id.as_str(), stage_id as u32, partition as u32))
                 {
                     continue;
                 }
@@ -456,6 +458,33 @@ fn reconcile_executor(inner: &mut Inner, executor_id: &str, held: &[TaskId]) -> 
     reconciled
 }
 
+/// Whether a heartbeat that counted `launches_accepted` launches was built after the executor
+/// held the task of launch number `launch` (`None`: the executor registered since, and any of
+/// its heartbeats was built after that).
+fn counts_launch(launches_accepted: u64, launch: Option<u64>) -> bool {
+    launch.is_none_or(|launch| launches_accepted > launch)
+}
+
+/// An executor (re)registers: the launch numbers of the tasks the scheduler has running there
+/// came from an earlier run (a restart counts from 0 again), so its next heartbeat judges them.
+fn forget_launches(inner: &mut Inner, executor_id: &str) {
+    for slot in inner
+        .jobs
+        .values_mut()
+        .flat_map(|job| job.stages.iter_mut())
+        .flat_map(|stage| stage.tasks.iter_mut())
+    {
+        if let TaskState::Running {
+            executor_id: e,
+            launch,
+        } = slot
+            && e == executor_id
+        {
+            *launch = None;
+        }
+    }
+}
+
 /// Whether a task an executor holds is one the scheduler has there: launching, running, or
 /// done by it (its report acknowledged after the heartbeat was built), in a running job.
 fn is_known(inner: &Inner, task: &TaskId, executor_id: &str) -> bool {
@@ -473,4 +502,98 @@ fn is_known(inner: &Inner, task: &TaskId, executor_id: &str) -> bool {
                 | TaskState::Done { executor_id: e, .. } => e == executor_id,
                 TaskState::Pending => false,
             })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use datafusion::arrow::datatypes::Schema;
+    use datafusion::physical_plan::empty::EmptyExec;
+    use floe_core::shuffle::ShuffleWriterExec;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::planner::Stage;
+
+    /// One running job whose only task runs on `e1` as launch number 3.
+    fn running_on_e1() -> Inner {
+        let input = Arc::new(EmptyExec::new(Arc::new(Schema::empty())));
+        let plan = Arc::new(ShuffleWriterExec::try_new(input, "job", 0, None).unwrap());
+        let stage = Stage {
+            id: 0,
+            plan,
+            inputs: Vec::new(),
+        };
+        let running = TaskState::Running {
+            executor_id: "e1".into(),
+            launch: Some(3),
+        };
+        let job = Job {
+            seq: 0,
+            query_id: None,
+            stages: vec![StageRun {
+                stage,
+                tasks: vec![running],
+                started: None,
+                finished: None,
+            }],
+            runtime: Arc::default(),
+            session_options: Default::default(),
+            outcome: watch::channel(JobOutcome::Running).0,
+            executors_used: Default::default(),
+        };
+        let mut inner = Inner::default();
+        inner.jobs.insert("job".into(), job);
+        inner
+    }
+
+    fn heartbeat(executor_id: &str, launches_accepted: u64, tasks: &[&str]) -> HeartbeatRequest {
+        let task = |job_id: &&str| TaskId {
+            job_id: job_id.to_string(),
+            ..Default::default()
+        };
+        HeartbeatRequest {
+            executor_id: executor_id.into(),
+            tasks: tasks.iter().map(task).collect(),
+            launches_accepted,
+        }
+    }
+
+    fn is_running(inner: &Inner) -> bool {
+        matches!(
+            inner.jobs["job"].stages[0].tasks[0],
+            TaskState::Running { .. }
+        )
+    }
+
+    #[test]
+    fn only_heartbeats_built_after_the_launch_judge_a_task() {
+        let mut inner = running_on_e1();
+        // Built before the launch (however late it arrives), or from another executor.
+        for early in [heartbeat("e1", 3, &[]), heartbeat("e2", 9, &[])] {
+            let reconciled = reconcile_executor(&mut inner, &early);
+            assert!(reconciled.lost.is_empty() && reconciled.unknown.is_empty());
+            assert!(is_running(&inner));
+        }
+        // Built after it, listing the task (and one the scheduler does not know there).
+        let reconciled = reconcile_executor(&mut inner, &heartbeat("e1", 4, &["job", "other"]));
+        assert!(reconciled.lost.is_empty() && is_running(&inner));
+        assert_eq!(reconciled.unknown.len(), 1);
+        // Built after it, leaving the task out: lost, and its slot is free.
+        let reconciled = reconcile_executor(&mut inner, &heartbeat("e1", 4, &[]));
+        assert_eq!(reconciled.lost.len(), 1);
+        assert!(reconciled.lost[0].1.to_string().contains("was lost"));
+        assert!(!is_running(&inner));
+    }
+
+    #[test]
+    fn after_a_registration_the_next_heartbeat_judges() {
+        let mut inner = running_on_e1();
+        // A restarted executor counts from 0 again.
+        forget_launches(&mut inner, "e1");
+        let reconciled = reconcile_executor(&mut inner, &heartbeat("e1", 0, &["job"]));
+        assert!(reconciled.lost.is_empty() && is_running(&inner));
+        let reconciled = reconcile_executor(&mut inner, &heartbeat("e1", 0, &[]));
+        assert_eq!(reconciled.lost.len(), 1);
+    }
 }
