@@ -10,6 +10,9 @@
 //! came back unfiltered from executors).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "../../core/tests/support/slt_types.rs"]
+mod slt_types;
+
 #[path = "support/processes.rs"]
 mod processes;
 
@@ -17,7 +20,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::DataType;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use async_trait::async_trait;
@@ -25,6 +27,7 @@ use floe_core::FloeConfig;
 use floe_executor::{Executor, ExecutorOptions};
 use floe_scheduler::Scheduler;
 use futures::TryStreamExt;
+use slt_types::column_type;
 use sqllogictest::{DBOutput, DefaultColumnType};
 use tonic::transport::Channel;
 
@@ -120,17 +123,6 @@ impl ClusterDb {
             batches.extend(stream.try_collect::<Vec<_>>().await.map_err(message)?);
         }
         Ok((schema, batches))
-    }
-}
-
-fn column_type(data_type: &DataType) -> DefaultColumnType {
-    match data_type {
-        t if t.is_integer() => DefaultColumnType::Integer,
-        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
-            DefaultColumnType::FloatingPoint
-        }
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DefaultColumnType::Text,
-        _ => DefaultColumnType::Any,
     }
 }
 

@@ -2,28 +2,20 @@
 //! fresh on-disk warehouse per file.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "support/slt_types.rs"]
+mod slt_types;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::datatypes::DataType;
 use async_trait::async_trait;
 use floe_core::{FloeConfig, FloeError, FloeSession};
+use slt_types::column_type;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 struct FloeDb {
     session: Arc<FloeSession>,
-}
-
-fn column_type(data_type: &DataType) -> DefaultColumnType {
-    match data_type {
-        t if t.is_integer() => DefaultColumnType::Integer,
-        t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
-            DefaultColumnType::FloatingPoint
-        }
-        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => DefaultColumnType::Text,
-        _ => DefaultColumnType::Any,
-    }
 }
 
 #[async_trait]
