@@ -17,7 +17,6 @@ use floe_core::shuffle::flight::{FlightClientPool, fetch_remote, read_local_file
 use floe_core::shuffle::{ShuffleEnv, ShuffleLocation, ShuffleOutputFile, ShuffleWriterExec};
 use floe_executor::flight::ShuffleFlightService;
 use futures::StreamExt;
-use tokio_stream::wrappers::TcpListenerStream;
 
 const BATCHES: usize = 16;
 const ROWS_PER_BATCH: usize = 65_536;
@@ -94,7 +93,9 @@ fn bench_shuffle(c: &mut Criterion) {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(FlightServiceServer::new(service))
-                .serve_with_incoming(TcpListenerStream::new(listener)),
+                .serve_with_incoming(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                ),
         );
         address.to_string()
     });
