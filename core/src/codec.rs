@@ -203,6 +203,12 @@ pub struct ScanFileNode {
     /// Inexact column statistics from the manifest.
     #[prost(message, optional, tag = "4")]
     pub statistics: Option<datafusion_proto_common::Statistics>,
+    /// First byte of the range read, when the file is split.
+    #[prost(uint64, optional, tag = "5")]
+    pub range_start: Option<u64>,
+    /// End (exclusive) of the range read, when the file is split.
+    #[prost(uint64, optional, tag = "6")]
+    pub range_end: Option<u64>,
 }
 
 /// Floe's extension codec; see the module docs.
@@ -317,6 +323,7 @@ impl FloePhysicalCodec {
                                 size_bytes: f.size_bytes,
                                 record_count: f.record_count,
                                 statistics,
+                                range: f.range_start.zip(f.range_end).map(|(s, e)| s..e),
                             })
                         })
                         .collect::<Result<Vec<_>>>()
@@ -361,6 +368,8 @@ impl FloePhysicalCodec {
                             size_bytes: f.size_bytes,
                             record_count: f.record_count,
                             statistics: f.statistics.as_deref().map(Into::into),
+                            range_start: f.range.as_ref().map(|r| r.start),
+                            range_end: f.range.as_ref().map(|r| r.end),
                         })
                         .collect(),
                 })

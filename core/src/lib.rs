@@ -47,6 +47,7 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod iceberg;
+pub mod join_order;
 pub mod session;
 pub mod shuffle;
 pub mod sql;

@@ -21,6 +21,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
@@ -32,6 +33,7 @@ use crate::catalogs::FloeCatalog;
 use crate::config::{CatalogType, FloeConfig};
 use crate::error::{FloeError, Result};
 use crate::iceberg::provider::{IcebergCatalogProvider, MetadataCaches};
+use crate::join_order::JoinOrder;
 use crate::sql::{FloeStatement, parse_sql};
 
 /// What one statement produced.
@@ -162,6 +164,18 @@ enum Outcome {
     Plan(Box<DataFrame>),
 }
 
+/// DataFusion's logical optimizer rules with Floe's join ordering right after filters are
+/// pushed down (so it sees each join input's filters), on the cluster and in one process alike.
+fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    let after_filters = rules
+        .iter()
+        .position(|rule| rule.name() == "push_down_filter")
+        .map_or(rules.len(), |at| at + 1);
+    rules.insert(after_filters, Arc::new(JoinOrder));
+    rules
+}
+
 impl FloeSession {
     /// Connects every configured catalog and builds a session that runs plans in-process.
     pub async fn new(config: &FloeConfig) -> Result<Self> {
@@ -190,10 +204,21 @@ impl FloeSession {
         let runtime = RuntimeEnvBuilder::new()
             .with_metadata_cache_limit(config.engine.metadata_cache_mib * 1024 * 1024)
             .build_arc()?;
+        if query_planner.is_some() {
+            // On a cluster a round-robin repartition is a stage cut: a one-file scan becomes a
+            // task writing shuffle files that a second stage reads, which costs more than the
+            // parallelism it buys (33 stages for TPC-DS q83). Scans get their parallelism from
+            // file groups and byte-range splits instead. A session can still SET it back.
+            session_config
+                .options_mut()
+                .optimizer
+                .enable_round_robin_repartition = false;
+        }
         let mut state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)
             .with_default_features();
+        state = state.with_optimizer_rules(optimizer_rules());
         if let Some(planner) = query_planner {
             state = state.with_query_planner(planner);
         }

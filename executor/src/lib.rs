@@ -35,8 +35,8 @@ use floe_core::proto::{HeartbeatRequest, RegisterExecutorRequest};
 use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Channel;
+use tonic::transport::server::TcpIncoming;
 
 use crate::flight::ShuffleFlightService;
 use crate::tasks::{ControlHandle, TaskRunner};

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{
-    DFSchema, DataFusionError, Result as DFResult, ScalarValue, not_impl_err,
+    DFSchema, DataFusionError, Result as DFResult, ScalarValue, Statistics, not_impl_err,
 };
 use datafusion::datasource::TableType;
 use datafusion::datasource::sink::DataSinkExec;
@@ -30,7 +31,7 @@ use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 use super::field_ids::without_field_ids;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
-use super::stats::{ManifestStatsCache, file_statistics};
+use super::stats::{ManifestStatsCache, file_statistics, table_statistics};
 use super::{object_store_location, query_schema_of};
 use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
@@ -199,7 +200,9 @@ impl SchemaProvider for IcebergSchemaProvider {
             Arc::clone(&self.catalog),
             table,
             Arc::clone(&self.caches),
-        )?;
+        )?
+        .with_statistics()
+        .await;
         Ok(Some(Arc::new(provider)))
     }
 
@@ -246,6 +249,8 @@ pub struct IcebergTableProvider {
     /// The same columns without field ids: what plans see.
     plan_schema: SchemaRef,
     caches: Arc<MetadataCaches>,
+    /// Whole-table statistics from the manifests, for join ordering (`crate::join_order`).
+    statistics: Option<Statistics>,
 }
 
 impl IcebergTableProvider {
@@ -262,7 +267,25 @@ impl IcebergTableProvider {
             plan_schema: without_field_ids(&schema),
             schema,
             caches,
+            statistics: None,
         })
+    }
+
+    /// The provider with its table's statistics loaded from the manifests (cached by manifest
+    /// path, and read by the scan anyway). Unreadable manifests only mean no statistics: the
+    /// scan reports the error if it needs them.
+    pub async fn with_statistics(mut self) -> Self {
+        let metadata = self.table.metadata();
+        if metadata.current_snapshot().is_some()
+            && let Ok(bounds) = self
+                .caches
+                .manifests
+                .snapshot_bounds(metadata, self.table.file_io())
+                .await
+        {
+            self.statistics = Some(table_statistics(&bounds, &self.schema));
+        }
+        self
     }
 
     fn display_name(&self) -> String {
@@ -327,6 +350,7 @@ impl IcebergTableProvider {
                 size_bytes: task.file_size_in_bytes,
                 record_count: task.record_count,
                 statistics,
+                range: None,
             });
         }
         let files_in_snapshot = files_in_snapshot.max(files.len() as u64);
@@ -362,6 +386,57 @@ fn iceberg_comparable(filters: &[Expr]) -> Vec<Expr> {
         .collect()
 }
 
+/// Cuts files larger than an even share of the scan (`total / partitions`, at least
+/// `min_bytes`: DataFusion's `datafusion.optimizer.repartition_file_min_size`) into byte ranges
+/// of about that share, so one large file is read by several tasks. Each piece carries its
+/// share of the file's rows; column bounds stay the file's (a range's values lie within them).
+pub fn split_large_files(files: Vec<ScanFile>, partitions: usize, min_bytes: u64) -> Vec<ScanFile> {
+    let total: u64 = files.iter().map(ScanFile::bytes).sum();
+    let share = total
+        .div_ceil(partitions.max(1) as u64)
+        .max(min_bytes.max(1));
+    let mut pieces = Vec::with_capacity(files.len());
+    for file in files {
+        if file.range.is_some() || file.size_bytes <= share {
+            pieces.push(file);
+            continue;
+        }
+        let count = file.size_bytes.div_ceil(share);
+        let step = file.size_bytes.div_ceil(count);
+        for start in (0..file.size_bytes).step_by(step as usize) {
+            let end = (start + step).min(file.size_bytes);
+            let fraction = (end - start) as f64 / file.size_bytes as f64;
+            pieces.push(ScanFile {
+                record_count: file
+                    .record_count
+                    .map(|rows| (rows as f64 * fraction).round() as u64),
+                statistics: file
+                    .statistics
+                    .as_deref()
+                    .map(|statistics| Arc::new(piece_statistics(statistics, fraction))),
+                range: Some(start..end),
+                ..file.clone()
+            });
+        }
+    }
+    pieces
+}
+
+/// A file's statistics scaled to a piece of it: rows, bytes and null counts by `fraction`.
+fn piece_statistics(file: &Statistics, fraction: f64) -> Statistics {
+    let scale = |value: &Precision<usize>| match value.get_value() {
+        Some(n) => Precision::Inexact((*n as f64 * fraction).round() as usize),
+        None => Precision::Absent,
+    };
+    let mut piece = file.clone();
+    piece.num_rows = scale(&file.num_rows);
+    piece.total_byte_size = scale(&file.total_byte_size);
+    for column in &mut piece.column_statistics {
+        column.null_count = scale(&column.null_count);
+    }
+    piece
+}
+
 /// Splits files into at most `partitions` groups of similar total size: largest file first,
 /// each into the currently smallest group.
 pub fn bin_pack(mut files: Vec<ScanFile>, partitions: usize) -> Vec<Vec<ScanFile>> {
@@ -370,9 +445,15 @@ pub fn bin_pack(mut files: Vec<ScanFile>, partitions: usize) -> Vec<Vec<ScanFile
         return Vec::new();
     }
     files.sort_by(|a, b| {
-        b.size_bytes
-            .cmp(&a.size_bytes)
+        b.bytes()
+            .cmp(&a.bytes())
             .then_with(|| a.path.cmp(&b.path))
+            .then_with(|| {
+                a.range
+                    .as_ref()
+                    .map(|r| r.start)
+                    .cmp(&b.range.as_ref().map(|r| r.start))
+            })
     });
     let mut groups: Vec<(u64, Vec<ScanFile>)> = vec![(0, Vec::new()); groups_len];
     for file in files {
@@ -381,7 +462,7 @@ pub fn bin_pack(mut files: Vec<ScanFile>, partitions: usize) -> Vec<Vec<ScanFile
             .min_by_key(|(bytes, _)| *bytes)
             .map(|(bytes, group)| (bytes, group));
         if let Some((bytes, group)) = smallest {
-            *bytes += file.size_bytes;
+            *bytes += file.bytes();
             group.push(file);
         }
     }
@@ -400,6 +481,10 @@ impl TableProvider for IcebergTableProvider {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.clone()
     }
 
     async fn scan(
@@ -428,7 +513,18 @@ impl TableProvider for IcebergTableProvider {
             table_schema: Arc::clone(&self.schema),
             object_store_url,
             s3: self.catalog.s3.clone(),
-            file_groups: bin_pack(files, options.execution.target_partitions),
+            file_groups: bin_pack(
+                if options.optimizer.repartition_file_scans {
+                    split_large_files(
+                        files,
+                        options.execution.target_partitions,
+                        options.optimizer.repartition_file_min_size as u64,
+                    )
+                } else {
+                    files
+                },
+                options.execution.target_partitions,
+            ),
             projection: projection.cloned(),
             predicate,
             pushdown_filters: options.execution.parquet.pushdown_filters,

@@ -39,17 +39,29 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 
 use super::field_ids::{FieldIdAdapterFactory, without_field_ids};
 
-/// One data file to read.
+/// One data file to read, or one byte range of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanFile {
     /// Path inside the object store (no scheme or bucket).
     pub path: String,
     /// File size in bytes, from the manifest (saves a HEAD request per file).
     pub size_bytes: u64,
-    /// Rows in the file, from the manifest (before deletes).
+    /// Rows in the file (in a range: its share of them), from the manifest (before deletes).
     pub record_count: Option<u64>,
     /// Inexact statistics from the manifest's column bounds.
     pub statistics: Option<Arc<Statistics>>,
+    /// Bytes `start..end` of the file when it is split across tasks: the reader takes the row
+    /// groups that start inside the range, so the ranges of one file read each row once.
+    pub range: Option<std::ops::Range<u64>>,
+}
+
+impl ScanFile {
+    /// Bytes this piece covers.
+    pub fn bytes(&self) -> u64 {
+        self.range
+            .as_ref()
+            .map_or(self.size_bytes, |range| range.end - range.start)
+    }
 }
 
 /// Everything needed to rebuild an Iceberg scan in any process.
@@ -90,7 +102,13 @@ pub struct IcebergScanSpec {
 impl IcebergScanSpec {
     /// Number of files the scan will open.
     pub fn files_planned(&self) -> u64 {
-        self.file_groups.iter().map(|g| g.len() as u64).sum()
+        let paths: std::collections::HashSet<&str> = self
+            .file_groups
+            .iter()
+            .flatten()
+            .map(|file| file.path.as_str())
+            .collect();
+        paths.len() as u64
     }
 }
 
@@ -196,6 +214,9 @@ fn partitioned_file(file: &ScanFile) -> PartitionedFile {
         // Inexact: the manifest counts rows before deletes are applied.
         statistics.num_rows = Precision::Inexact(rows as usize);
         partitioned = partitioned.with_statistics(Arc::new(statistics));
+    }
+    if let Some(range) = &file.range {
+        partitioned = partitioned.with_range(range.start as i64, range.end as i64);
     }
     partitioned
 }

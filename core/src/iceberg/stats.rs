@@ -135,6 +135,16 @@ pub fn file_statistics(bounds: &FileBounds, schema: &Schema) -> Statistics {
     }
 }
 
+/// Statistics of a whole table (every file of `bounds` merged): rows, and per column the
+/// overall bounds and null count. Inexact, like each file's.
+pub fn table_statistics(bounds: &ManifestBounds, schema: &Schema) -> Statistics {
+    let files: Vec<Statistics> = bounds
+        .values()
+        .map(|file| file_statistics(file, schema))
+        .collect();
+    Statistics::try_merge_iter(&files, schema).unwrap_or_else(|_| Statistics::new_unknown(schema))
+}
+
 fn datum_to_scalar(datum: &Datum, data_type: &DataType) -> Option<ScalarValue> {
     let value = match (datum.literal(), data_type) {
         (PrimitiveLiteral::Boolean(b), DataType::Boolean) => ScalarValue::Boolean(Some(*b)),
