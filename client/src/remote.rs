@@ -4,7 +4,8 @@
 //! and `--executors` executors on loopback ports in this process), which runs the same
 //! planner, stages and shuffle as a real cluster. A statement is sent as
 //! `CommandStatementQuery`; while it runs longer than [`PROGRESS_AFTER`], a progress bar shows
-//! its stages and tasks; Ctrl-C sends the Flight `CancelFlightInfo` action.
+//! its stages and tasks; Ctrl-C, or a caller's deadline passing, sends the Flight
+//! `CancelFlightInfo` action.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub enum StatementError {
     Failed(String),
     /// Ctrl-C.
     Cancelled,
+    /// The statement ran longer than the caller's time limit (given here) and was cancelled.
+    TimedOut(Duration),
 }
 
 /// A scheduler and executors running in this process.
@@ -130,11 +133,27 @@ impl Connection {
 
     /// Runs one statement to completion; Ctrl-C cancels it on the cluster.
     pub async fn execute(&mut self, sql: &str) -> Result<StatementOutput, StatementError> {
+        self.execute_with_timeout(sql, None).await
+    }
+
+    /// Runs one statement to completion within `timeout` (none: no limit). Ctrl-C, or the
+    /// deadline passing while the result is fetched, cancels it on the cluster; a deadline
+    /// passing before the cluster answered with the statement's endpoints has nothing to
+    /// cancel yet and only returns [`StatementError::TimedOut`].
+    pub async fn execute_with_timeout(
+        &mut self,
+        sql: &str,
+        timeout: Option<Duration>,
+    ) -> Result<StatementOutput, StatementError> {
+        // A limit too large for the clock is no limit.
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let timed_out = || StatementError::TimedOut(timeout.unwrap_or_default());
         let info = tokio::select! {
             info = self.client.execute(sql.to_string(), None) => {
                 info.map_err(|e| StatementError::Failed(flight_message(&e)))?
             }
             _ = tokio::signal::ctrl_c() => return Err(StatementError::Cancelled),
+            () = passes(deadline) => return Err(timed_out()),
         };
         let schema: SchemaRef = std::sync::Arc::new(
             Schema::try_from(info.clone()).map_err(|e| StatementError::Failed(e.to_string()))?,
@@ -147,9 +166,12 @@ impl Connection {
         let fetched = tokio::select! {
             batches = fetch_all(&mut self.client, &info) => batches,
             _ = tokio::signal::ctrl_c() => {
-                if let Some(progress) = &progress { progress.abort(); }
-                self.cancel(info).await;
+                self.abandon(progress, info).await;
                 return Err(StatementError::Cancelled);
+            }
+            () = passes(deadline) => {
+                self.abandon(progress, info).await;
+                return Err(timed_out());
             }
         };
         if let Some(progress) = progress {
@@ -167,6 +189,14 @@ impl Connection {
             batches,
             summary,
         })
+    }
+
+    /// Stops the progress bar and cancels the statement on the cluster.
+    async fn abandon(&mut self, progress: Option<tokio::task::JoinHandle<()>>, info: FlightInfo) {
+        if let Some(progress) = progress {
+            progress.abort();
+        }
+        self.cancel(info).await;
     }
 
     async fn cancel(&mut self, info: FlightInfo) {
@@ -196,6 +226,14 @@ async fn fetch_all(
         batches.append(&mut part);
     }
     Ok(batches)
+}
+
+/// Completes when `deadline` passes; never without one.
+async fn passes(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending::<()>().await,
+    }
 }
 
 fn query_id_of(info: &FlightInfo) -> Option<String> {

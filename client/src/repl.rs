@@ -30,6 +30,10 @@ pub async fn run_statement(connection: &mut Connection, printer: &Printer, sql: 
             eprintln!("Cancelled after {:.3}s", started.elapsed().as_secs_f64());
             false
         }
+        Err(StatementError::TimedOut(limit)) => {
+            eprintln!("Timed out after {:.3}s", limit.as_secs_f64());
+            false
+        }
         Err(StatementError::Failed(message)) => {
             eprintln!("Error: {message}");
             false

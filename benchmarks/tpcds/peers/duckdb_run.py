@@ -3,9 +3,13 @@
 The peer side of a side-by-side measurement: the same queries (benchmarks/tpcds/queries), the
 same data files Floe reads (each table's current files, as Iceberg metadata lists them, read
 with PyIceberg), the same rounds, and the same CSV columns as `floe-tpcds run`
-(query,median_s,min_s,max_s,rows,status).
+(query,median_s,min_s,max_s,rows,status). A query that fails has status `error`, one
+interrupted after --timeout seconds `timeout`; neither has a time.
 
-    python3 -m venv .peer && .peer/bin/pip install duckdb 'pyiceberg[sql-sqlite,pyarrow]'
+`floe-tpcds run --duckdb PYTHON` runs this script itself, after Floe's rounds, and merges its
+CSV into its report. To run it alone:
+
+    python3 -m venv .peer && .peer/bin/pip install 'duckdb==1.5.5' 'pyiceberg[sql-sqlite,pyarrow]==0.12.*'
     .peer/bin/python benchmarks/tpcds/peers/duckdb_run.py \
         --warehouse floe-warehouse --namespace tpcds_sf1 --rounds 3 --output duckdb.csv
 """
@@ -15,6 +19,7 @@ import math
 import pathlib
 import statistics
 import sys
+import threading
 import time
 
 import duckdb
@@ -28,11 +33,62 @@ TABLES = [
     "web_sales", "web_site",
 ]
 
+ALL_QUERIES = [f"q{n:02}" for n in range(1, 100)]
+
 
 def data_files(catalog, namespace, table):
     """The table's current data files, from its Iceberg metadata (no stale files)."""
     scan = catalog.load_table(f"{namespace}.{table}").scan()
     return [task.file.file_path.removeprefix("file://") for task in scan.plan_files()]
+
+
+def query_names(listed):
+    """`--queries`: names separated by commas (q7 and q07 both name query 7)."""
+    names = []
+    for name in filter(None, (part.strip() for part in listed.split(","))):
+        if not (name[:1] in "qQ" and name[1:].isdigit() and 1 <= int(name[1:]) <= 99):
+            raise SystemExit(f"--queries: `{name}` is not a TPC-DS query (q01..q99)")
+        names.append(f"q{int(name[1:]):02}")
+    return names
+
+
+def run_once(con, sql, timeout):
+    """Runs `sql` once; returns its rows, or None if `timeout` seconds passed first."""
+    interrupted = threading.Event()
+
+    def interrupt():
+        interrupted.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout, interrupt) if timeout else None
+    if timer:
+        timer.start()
+    try:
+        return len(con.execute(sql).fetchall())
+    except Exception:  # duckdb.InterruptException, whatever its base class
+        if interrupted.is_set():
+            return None
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+
+
+def run_query(con, name, sql, rounds, timeout):
+    """One query's rounds: (times, rows, status)."""
+    times, rows = [], 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        try:
+            rows = run_once(con, sql, timeout)
+        except duckdb.Error as err:
+            print(f"{name}: {err}", file=sys.stderr)
+            return [], 0, "error"
+        if rows is None:
+            print(f"{name}: interrupted after {timeout} s", file=sys.stderr)
+            return [], 0, "timeout"
+        times.append(time.perf_counter() - started)
+    return times, rows, "ran"
 
 
 def main():
@@ -41,6 +97,12 @@ def main():
     parser.add_argument("--namespace", default="tpcds_sf1")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--queries", default=",".join(ALL_QUERIES),
+                        help="query names separated by commas (default: all 99)")
+    parser.add_argument("--query-dir", default=None,
+                        help="directory of qNN.sql (default: benchmarks/tpcds/queries)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="interrupt a query running longer than this many seconds")
     parser.add_argument("--output", default="duckdb.csv")
     args = parser.parse_args()
 
@@ -58,22 +120,15 @@ def main():
         listed = ", ".join(f"'{f}'" for f in files)
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{listed}])")
 
-    queries = pathlib.Path(__file__).resolve().parent.parent / "queries"
+    if args.query_dir:
+        queries = pathlib.Path(args.query_dir)
+    else:
+        queries = pathlib.Path(__file__).resolve().parent.parent / "queries"
     lines = ["query,median_s,min_s,max_s,rows,status"]
     medians = []
-    for n in range(1, 100):
-        name = f"q{n:02}"
+    for name in query_names(args.queries):
         sql = (queries / f"{name}.sql").read_text()
-        times, rows, status = [], 0, "ran"
-        for _ in range(args.rounds):
-            started = time.perf_counter()
-            try:
-                rows = len(con.execute(sql).fetchall())
-            except duckdb.Error as err:
-                status = "error"
-                print(f"{name}: {err}", file=sys.stderr)
-                break
-            times.append(time.perf_counter() - started)
+        times, rows, status = run_query(con, name, sql, args.rounds, args.timeout)
         if times:
             median = statistics.median(times)
             medians.append(median)
@@ -82,9 +137,12 @@ def main():
             lines.append(f"{name},,,,0,{status}")
         print(lines[-1], file=sys.stderr)
     pathlib.Path(args.output).write_text("\n".join(lines) + "\n")
-    geomean = math.exp(sum(math.log(max(m, 1e-6)) for m in medians) / len(medians))
-    print(f"DuckDB {duckdb.__version__}: total {sum(medians):.2f} s, "
-          f"geometric mean {geomean:.3f} s ({len(medians)} queries)")
+    if medians:
+        geomean = math.exp(sum(math.log(max(m, 1e-6)) for m in medians) / len(medians))
+        print(f"DuckDB {duckdb.__version__}: total {sum(medians):.2f} s, "
+              f"geometric mean {geomean:.3f} s ({len(medians)} queries)")
+    else:
+        print(f"DuckDB {duckdb.__version__}: no query finished")
 
 
 if __name__ == "__main__":
