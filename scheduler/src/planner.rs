@@ -301,6 +301,9 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
         plan.with_new_children(children)?
     };
     if let Some(join) = plan.as_any().downcast_ref::<HashJoinExec>() {
+        if let Some(split) = split_merged_probe_side(join)? {
+            return Ok(split);
+        }
         let probe_partitions = join.right().output_partitioning().partition_count();
         let shared_build_needed = emits_unmatched_build_rows(join.join_type());
         if *join.partition_mode() == PartitionMode::CollectLeft
@@ -312,7 +315,7 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
             // better guess for a broadcast, and keep the joined rows where they are. Also with
             // a one-partition probe side: the join would otherwise run as one task holding the
             // joined rows in a hash table (TPC-DS q99 with call_center as the probe: 22 s).
-            let joined = below_coalesce(join.left());
+            let joined = below_coalesce(join.left())?;
             let table = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
             let arranged = join
                 .builder()
@@ -342,7 +345,7 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
                 let build = Arc::clone(join.left());
                 return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
             }
-            let build = below_coalesce(join.left());
+            let build = below_coalesce(join.left())?;
             let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
                 .on()
                 .iter()
@@ -374,6 +377,36 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
         return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
     }
     Ok(plan)
+}
+
+/// A broadcast join whose probe side was merged into one partition (JoinSelection swaps a
+/// semi join's sides after the merge was placed; TPC-DS q58 merges 2.75 M store_sales rows into
+/// one task that way) probes each partition instead, and its output is merged: one task per
+/// probe partition, and the rows that cross the stage boundary are the join's output. Only for
+/// joins whose rows each come from one probe row (not those emitting unmatched build rows).
+fn split_merged_probe_side(join: &HashJoinExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let Some(merge) = join
+        .right()
+        .as_any()
+        .downcast_ref::<CoalescePartitionsExec>()
+    else {
+        return Ok(None);
+    };
+    let probe = Arc::clone(merge.input());
+    if *join.partition_mode() != PartitionMode::CollectLeft
+        || emits_unmatched_build_rows(join.join_type())
+        || merge.fetch().is_some()
+        || probe.output_partitioning().partition_count() <= 1
+    {
+        return Ok(None);
+    }
+    let split = join
+        .builder()
+        .with_new_children(vec![Arc::clone(join.left()), probe])?
+        .reset_state()
+        .recompute_properties()
+        .build()?;
+    Ok(Some(Arc::new(CoalescePartitionsExec::new(Arc::new(split)))))
 }
 
 /// Moves the empty projection of a `FilterExec` (it keeps no column: only the row count
@@ -486,10 +519,20 @@ fn resolve_and_trim(
     Ok(plan.with_new_children(new_children)?)
 }
 
-/// `plan` without the `CoalescePartitionsExec` a broadcast build side sits under, if any.
-fn below_coalesce(plan: &Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
-    match plan.as_any().downcast_ref::<CoalescePartitionsExec>() {
-        Some(coalesce) => Arc::clone(coalesce.input()),
-        None => Arc::clone(plan),
+/// `plan` without the `CoalescePartitionsExec` a broadcast build side sits under, if any,
+/// also under the projections a swapped join leaves on top (TPC-DS q06: otherwise the joined
+/// rows stay one partition and cannot take the probe side's place).
+fn below_coalesce(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    if let Some(coalesce) = plan.as_any().downcast_ref::<CoalescePartitionsExec>()
+        && coalesce.fetch().is_none()
+    {
+        return Ok(Arc::clone(coalesce.input()));
     }
+    if let Some(projection) = plan.as_any().downcast_ref::<ProjectionExec>() {
+        let input = below_coalesce(projection.input())?;
+        if !Arc::ptr_eq(&input, projection.input()) {
+            return Ok(Arc::clone(plan).with_new_children(vec![input])?);
+        }
+    }
+    Ok(Arc::clone(plan))
 }
