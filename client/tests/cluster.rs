@@ -28,14 +28,25 @@ use futures::TryStreamExt;
 use prost::Message;
 use tonic::transport::Channel;
 
+/// A Flight SQL client whose session sends every query through stages, however small its
+/// tables: these tests are about distribution.
 async fn client(address: &str) -> FlightSqlServiceClient<Channel> {
+    let mut client = client_with_defaults(address, "cluster-test").await;
+    run(&mut client, "SET floe.single_task_max_scan_bytes = 0")
+        .await
+        .unwrap();
+    client
+}
+
+/// A Flight SQL client in session `session`, with the default settings.
+async fn client_with_defaults(address: &str, session: &str) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
     let mut client = FlightSqlServiceClient::new(channel);
-    client.set_header("x-floe-session", "cluster-test");
+    client.set_header("x-floe-session", session);
     client
 }
 
@@ -257,6 +268,19 @@ async fn distributed_results_match_single_process_datafusion() {
     assert!(explained.contains("Stage 1"), "{explained}");
     assert!(explained.contains("ShuffleWriterExec"), "{explained}");
     assert!(explained.contains("ShuffleReaderExec"), "{explained}");
+
+    // With the default settings these small tables are read by one task, which runs the
+    // whole plan (its exchanges in the executor's memory) and gets the same rows.
+    let mut defaults = client_with_defaults(&cluster.scheduler.address, "defaults").await;
+    let query = "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store";
+    let explained = rows(&run(&mut defaults, &format!("EXPLAIN {query}")).await.unwrap()).join("\n");
+    assert!(explained.contains("Stage 0 (1 tasks)"), "{explained}");
+    assert!(!explained.contains("Stage 1"), "{explained}");
+    assert!(explained.contains("RepartitionExec"), "{explained}");
+    assert_eq!(
+        rows(&run(&mut defaults, query).await.unwrap()),
+        rows(&run(&mut client, query).await.unwrap())
+    );
 
     // The shell talks to the same cluster.
     let output = Command::new(env!("CARGO_BIN_EXE_floe"))

@@ -32,36 +32,47 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 use tonic::transport::Channel;
 
 /// Settings a user may `SET` that change plans but never results. Each runs every file.
+/// "defaults" runs these small tables as one task each (`scheduler/src/single_task.rs`);
+/// every other profile sends each query through stages, so cutting, shuffling and broadcasting
+/// are exercised under every setting.
 const PROFILES: &[(&str, &[&str])] = &[
     ("defaults", &[]),
+    ("stages", &[STAGES]),
     (
         "parquet filter pushdown",
         &[
+            STAGES,
             "SET datafusion.execution.parquet.pushdown_filters = true",
             "SET datafusion.execution.parquet.reorder_filters = true",
         ],
     ),
     (
         "one partition",
-        &["SET datafusion.execution.target_partitions = 1"],
+        &[STAGES, "SET datafusion.execution.target_partitions = 1"],
     ),
     (
         "seven partitions",
-        &["SET datafusion.execution.target_partitions = 7"],
+        &[STAGES, "SET datafusion.execution.target_partitions = 7"],
     ),
     (
         "small batches",
-        &["SET datafusion.execution.batch_size = 2"],
+        &[STAGES, "SET datafusion.execution.batch_size = 2"],
     ),
     (
         "no join dynamic filters",
-        &["SET datafusion.optimizer.enable_join_dynamic_filter_pushdown = false"],
+        &[
+            STAGES,
+            "SET datafusion.optimizer.enable_join_dynamic_filter_pushdown = false",
+        ],
     ),
     (
         "sort-merge joins",
-        &["SET datafusion.optimizer.prefer_hash_join = false"],
+        &[STAGES, "SET datafusion.optimizer.prefer_hash_join = false"],
     ),
 ];
+
+/// Every query through stages, however small its scans.
+const STAGES: &str = "SET floe.single_task_max_scan_bytes = 0";
 
 #[derive(Debug)]
 struct SltError(String);

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
-use datafusion::common::{Result, Statistics, internal_datafusion_err};
+use datafusion::common::{Result, Statistics, internal_datafusion_err, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::ExecutionPlan;
@@ -131,6 +131,9 @@ pub struct ShuffleLocationNode {
     /// Bytes.
     #[prost(uint64, tag = "5")]
     pub bytes: u64,
+    /// Byte ranges of the file, as start, end, start, end, ...
+    #[prost(uint64, repeated, tag = "6")]
+    pub range_bounds: Vec<u64>,
 }
 
 /// Wire form of [`IcebergScanSpec`].
@@ -427,16 +430,19 @@ impl FloePhysicalCodec {
             .map(|p| {
                 p.locations
                     .into_iter()
-                    .map(|l| ShuffleLocation {
-                        executor_id: l.executor_id,
-                        address: l.address,
-                        path: l.path,
-                        rows: l.rows,
-                        bytes: l.bytes,
+                    .map(|l| {
+                        Ok(ShuffleLocation {
+                            ranges: ranges_from_bounds(&l.range_bounds)?,
+                            executor_id: l.executor_id,
+                            address: l.address,
+                            path: l.path,
+                            rows: l.rows,
+                            bytes: l.bytes,
+                        })
                     })
-                    .collect()
+                    .collect::<Result<Vec<_>>>()
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let equivalences = ColumnEquivalences {
             constants: node.constant_columns.iter().map(|c| *c as usize).collect(),
             partition_constants: node
@@ -491,6 +497,11 @@ impl FloePhysicalCodec {
                             path: l.path.clone(),
                             rows: l.rows,
                             bytes: l.bytes,
+                            range_bounds: l
+                                .ranges
+                                .iter()
+                                .flat_map(|r| [r.start, r.end])
+                                .collect(),
                         })
                         .collect(),
                 })
@@ -518,4 +529,18 @@ impl FloePhysicalCodec {
                 .collect(),
         })
     }
+}
+
+/// Byte ranges from their wire form (start, end, start, end, ...).
+fn ranges_from_bounds(bounds: &[u64]) -> Result<Vec<std::ops::Range<u64>>> {
+    if bounds.len() % 2 != 0 {
+        return internal_err!("shuffle location with an odd number of range bounds");
+    }
+    bounds
+        .chunks_exact(2)
+        .map(|pair| match pair {
+            [start, end] if start <= end => Ok(*start..*end),
+            _ => internal_err!("shuffle location with an inverted byte range"),
+        })
+        .collect()
 }

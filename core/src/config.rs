@@ -150,6 +150,10 @@ pub struct EngineConfig {
     /// Parquet footer/page-index cache limit, MiB.
     #[serde(default = "default_metadata_cache_mib")]
     pub metadata_cache_mib: usize,
+    /// Scan bytes up to which a query runs as one task (the session's default for
+    /// `floe.single_task_max_scan_bytes`; 0: always stages).
+    #[serde(default = "default_single_task_max_scan_bytes")]
+    pub single_task_max_scan_bytes: u64,
 }
 
 fn default_batch_size() -> usize {
@@ -160,12 +164,17 @@ fn default_metadata_cache_mib() -> usize {
     DEFAULT_METADATA_CACHE_MIB
 }
 
+fn default_single_task_max_scan_bytes() -> u64 {
+    crate::options::DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             target_partitions: None,
             batch_size: default_batch_size(),
             metadata_cache_mib: DEFAULT_METADATA_CACHE_MIB,
+            single_task_max_scan_bytes: default_single_task_max_scan_bytes(),
         }
     }
 }

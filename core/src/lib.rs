@@ -29,7 +29,7 @@
 //! [`codec::FloePhysicalCodec`] can ship it to executors with datafusion-proto.
 //!
 //! ## Modules
-//! - [`config`] reads `floe.toml`.
+//! - [`config`] reads `floe.toml`; [`options`] are Floe's `SET`-able session options.
 //! - [`cache`] holds bounded caches of immutable Iceberg metadata.
 //! - [`catalogs`] opens Iceberg catalogs and object stores from config.
 //! - [`iceberg`] has the providers, scan, sink and DDL translation.
@@ -48,6 +48,7 @@ pub mod config;
 pub mod error;
 pub mod iceberg;
 pub mod join_order;
+pub mod options;
 pub mod session;
 pub mod shuffle;
 pub mod sql;

@@ -34,6 +34,7 @@ use crate::config::{CatalogType, FloeConfig};
 use crate::error::{FloeError, Result};
 use crate::iceberg::provider::{IcebergCatalogProvider, MetadataCaches};
 use crate::join_order::JoinOrder;
+use crate::options::FloeOptions;
 use crate::sql::{FloeStatement, parse_sql};
 
 /// What one statement produced.
@@ -201,6 +202,9 @@ impl FloeSession {
         if let Some(partitions) = config.engine.target_partitions {
             session_config = session_config.with_target_partitions(partitions);
         }
+        let mut floe_options = FloeOptions::default();
+        floe_options.single_task_max_scan_bytes = config.engine.single_task_max_scan_bytes;
+        session_config = session_config.with_option_extension(floe_options);
         let runtime = RuntimeEnvBuilder::new()
             .with_metadata_cache_limit(config.engine.metadata_cache_mib * 1024 * 1024)
             .build_arc()?;

@@ -113,6 +113,7 @@ fn bench_shuffle(c: &mut Criterion) {
             executor_id: "bench-executor".into(),
             address: address.clone(),
             path: f.path.clone(),
+            ranges: f.ranges.clone(),
             rows: f.rows,
             bytes: f.bytes,
         })
@@ -123,7 +124,10 @@ fn bench_shuffle(c: &mut Criterion) {
             runtime.block_on(async {
                 let mut rows = 0;
                 for location in &locations {
-                    let mut stream = read_local_file(work_dir.path().join(&location.path));
+                    let mut stream = read_local_file(
+                        work_dir.path().join(&location.path),
+                        location.ranges.clone(),
+                    );
                     while let Some(batch) = stream.next().await {
                         rows += batch.unwrap().num_rows() as u64;
                     }

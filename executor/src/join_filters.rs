@@ -17,30 +17,58 @@ use std::any::Any;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::Partitioning;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
     SendableRecordBatchStream,
 };
 
-/// Wraps every hash join of a decoded task plan in a [`TaskHashJoinExec`].
+/// Wraps every hash join of a decoded task plan in a [`TaskHashJoinExec`], except below an
+/// exchange inside the task (`RepartitionExec`, a merge): everything there runs all its
+/// partitions in this task (a plan run whole as one task, `scheduler/src/single_task.rs`), so
+/// DataFusion's own barrier is the right one.
 pub fn run_hash_joins_per_partition(
     plan: Arc<dyn ExecutionPlan>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
-    plan.transform_up(|node| {
-        if node.as_any().downcast_ref::<HashJoinExec>().is_some() {
-            Ok(Transformed::yes(
-                Arc::new(TaskHashJoinExec::new(node)) as Arc<dyn ExecutionPlan>
-            ))
-        } else {
-            Ok(Transformed::no(node))
-        }
-    })
-    .map(|transformed| transformed.data)
+    wrap_task_joins(plan).map(|transformed| transformed.data)
+}
+
+fn wrap_task_joins(plan: Arc<dyn ExecutionPlan>) -> Result<Transformed<Arc<dyn ExecutionPlan>>> {
+    let any = plan.as_any();
+    if any.is::<RepartitionExec>()
+        || any.is::<CoalescePartitionsExec>()
+        || any.is::<SortPreservingMergeExec>()
+    {
+        return Ok(Transformed::no(plan));
+    }
+    let mut changed = false;
+    let children = plan
+        .children()
+        .into_iter()
+        .map(|child| {
+            let child = wrap_task_joins(Arc::clone(child))?;
+            changed |= child.transformed;
+            Ok(child.data)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Rebuilt only when a child changed: a rebuilt join is a new join, not the one whose
+    // dynamic filter the probe side's scan holds.
+    let plan = if changed {
+        plan.with_new_children(children)?
+    } else {
+        plan
+    };
+    if plan.as_any().is::<HashJoinExec>() {
+        return Ok(Transformed::yes(Arc::new(TaskHashJoinExec::new(plan))));
+    }
+    Ok(Transformed::new_transformed(plan, changed))
 }
 
 /// A hash join whose partitions each run as a one-partition join; see the module docs.

@@ -29,6 +29,7 @@ use floe_core::proto::{
     LaunchTaskRequest, LaunchTaskResponse, RemoveJobDataRequest, RemoveJobDataResponse,
     ShuffleOutput, TaskFailure, TaskId, TaskMetrics, TaskStatusReport, TaskSuccess,
 };
+use floe_core::shuffle::flight::ranges_to_proto;
 use floe_core::shuffle::{ShuffleEnv, ShuffleReaderExec, ShuffleWriterExec, validate_job_id};
 use floe_core::status::{CodedError, is_transport_failure, status_code};
 use tokio::sync::Semaphore;
@@ -243,6 +244,7 @@ impl TaskRunner {
                 .into_iter()
                 .map(|f| ShuffleOutput {
                     output_partition: f.output_partition as u32,
+                    ranges: ranges_to_proto(&f.ranges),
                     path: f.path,
                     rows: f.rows,
                     bytes: f.bytes,

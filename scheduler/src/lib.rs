@@ -16,6 +16,7 @@ pub mod error;
 pub mod planner;
 pub mod query;
 pub mod service;
+pub mod single_task;
 pub mod state;
 
 use std::net::SocketAddr;

@@ -42,6 +42,7 @@ use floe_core::shuffle::{
 };
 
 use crate::error::{Result, SchedulerError};
+use crate::single_task;
 
 /// One stage of a job.
 #[derive(Debug, Clone)]
@@ -118,13 +119,26 @@ pub struct StagePlanner {
 }
 
 impl StagePlanner {
-    /// Plans `plan` as the stages of job `job_id`.
-    pub fn plan(job_id: &str, plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
+    /// Plans `plan` as the stages of job `job_id`: one stage of one task when its scans read
+    /// at most `single_task_max_scan_bytes` ([`crate::single_task`]; 0: always stages).
+    pub fn plan(
+        job_id: &str,
+        plan: Arc<dyn ExecutionPlan>,
+        single_task_max_scan_bytes: u64,
+    ) -> Result<StageGraph> {
         let mut planner = Self {
             stages: Vec::new(),
             job_id: job_id.to_string(),
         };
+        // Build sides that are joins, or that one partition's probe would keep whole, are as
+        // slow in one process as on a cluster (TPC-DS q06, q99), so one task gets them too.
         let plan = make_build_sides_safe(keep_empty_filter_projections(plan)?)?;
+        if single_task::runs_as_one_task(plan.as_ref(), single_task_max_scan_bytes) {
+            planner.add_stage(single_task::one_task_plan(plan), None)?;
+            return Ok(StageGraph {
+                stages: planner.stages,
+            });
+        }
         let root = planner.cut(plan)?;
         planner.add_stage(root, None)?;
         Ok(StageGraph {

@@ -14,6 +14,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::common::display::{PlanType, StringifiedPlan};
@@ -29,6 +30,8 @@ use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
+use datafusion::prelude::SessionConfig;
+use floe_core::options::{DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES, FloeOptions, is_floe_option};
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
 use floe_core::status::CodedError;
 use futures::{StreamExt, TryStreamExt};
@@ -55,12 +58,16 @@ impl DistributedQueryPlanner {
         Self { cluster, results }
     }
 
-    fn distribute(&self, plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    fn distribute(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        settings: RunSettings,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
         if plan.as_any().is::<DataSinkExec>() || plan.as_any().is::<AnalyzeExec>() {
             let children = plan
                 .children()
                 .into_iter()
-                .map(|child| self.distribute(Arc::clone(child)))
+                .map(|child| self.distribute(Arc::clone(child), settings))
                 .collect::<DfResult<Vec<_>>>()?;
             return plan.with_new_children(children);
         }
@@ -68,6 +75,7 @@ impl DistributedQueryPlanner {
             plan,
             Arc::clone(&self.cluster),
             Arc::clone(&self.results),
+            settings,
         )?))
     }
 }
@@ -79,17 +87,23 @@ impl QueryPlanner for DistributedQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &SessionState,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let single_task_max_scan_bytes = single_task_max_scan_bytes(session_state.config());
+        let planning_started = Instant::now();
         let planner = DefaultPhysicalPlanner::default();
         let plan = planner
             .create_physical_plan(logical_plan, session_state)
             .await?;
+        let settings = RunSettings {
+            single_task_max_scan_bytes,
+            physical_planning: planning_started.elapsed(),
+        };
         if let (LogicalPlan::Explain(explain), Some(explain_exec)) =
             (logical_plan, plan.as_any().downcast_ref::<ExplainExec>())
         {
             let input = planner
                 .create_physical_plan(&explain.plan, session_state)
                 .await?;
-            let graph = StagePlanner::plan("explain", input)?;
+            let graph = StagePlanner::plan("explain", input, single_task_max_scan_bytes)?;
             let plans = explain_exec
                 .stringified_plans()
                 .iter()
@@ -106,8 +120,40 @@ impl QueryPlanner for DistributedQueryPlanner {
                 explain_exec.verbose(),
             )));
         }
-        self.distribute(plan)
+        self.distribute(plan, settings)
     }
+}
+
+/// How a plan runs on the cluster, from the session that planned it.
+#[derive(Debug, Clone, Copy)]
+struct RunSettings {
+    /// `floe.single_task_max_scan_bytes`.
+    single_task_max_scan_bytes: u64,
+    /// DataFusion's physical planning (scans plan their files from manifests here).
+    physical_planning: Duration,
+}
+
+/// Where a run's time went, for `EXPLAIN ANALYZE`.
+#[derive(Debug, Clone)]
+struct RunTimes {
+    result: Arc<JobResult>,
+    /// Cutting the plan into stages.
+    stage_planning: Duration,
+    /// From submission to the last stage's last report.
+    job: Duration,
+    /// Streaming the final stage's files to the caller; `None` until the stream ends.
+    result_fetch: Option<Duration>,
+}
+
+/// The session's `floe.single_task_max_scan_bytes`.
+fn single_task_max_scan_bytes(config: &SessionConfig) -> u64 {
+    config
+        .options()
+        .extensions
+        .get::<FloeOptions>()
+        .map_or(DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES, |options| {
+            options.single_task_max_scan_bytes
+        })
 }
 
 /// Runs a plan as a job on the cluster; see the module docs.
@@ -117,15 +163,17 @@ pub struct DistributedQueryExec {
     cluster: Arc<ClusterState>,
     results: Arc<FlightClientPool>,
     properties: Arc<PlanProperties>,
-    last_run: Arc<Mutex<Option<Arc<JobResult>>>>,
+    last_run: Arc<Mutex<Option<RunTimes>>>,
+    settings: RunSettings,
 }
 
 impl DistributedQueryExec {
     /// Wraps `plan`; its stages are planned when it runs (each run is a job of its own).
-    pub fn try_new(
+    fn try_new(
         plan: Arc<dyn ExecutionPlan>,
         cluster: Arc<ClusterState>,
         results: Arc<FlightClientPool>,
+        settings: RunSettings,
     ) -> DfResult<Self> {
         let properties = PlanProperties::new(
             EquivalenceProperties::new(plan.schema()),
@@ -139,6 +187,7 @@ impl DistributedQueryExec {
             results,
             properties: Arc::new(properties),
             last_run: Arc::new(Mutex::new(None)),
+            settings,
         })
     }
 }
@@ -146,36 +195,54 @@ impl DistributedQueryExec {
 impl DistributedQueryExec {
     /// The stage DAG as text; planned only when shown.
     fn stages_text(&self) -> String {
-        StagePlanner::plan("explain", Arc::clone(&self.plan))
-            .map(|graph| graph.display().trim_end().to_string())
-            .unwrap_or_else(|e| format!("(stages cannot be planned: {e})"))
+        StagePlanner::plan(
+            "explain",
+            Arc::clone(&self.plan),
+            self.settings.single_task_max_scan_bytes,
+        )
+        .map(|graph| graph.display().trim_end().to_string())
+        .unwrap_or_else(|e| format!("(stages cannot be planned: {e})"))
     }
 }
 
 impl DisplayAs for DistributedQueryExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let last_run = self.last_run.lock().ok().and_then(|run| run.clone());
-        match last_run {
-            None => write!(f, "DistributedQueryExec:\n{}", self.stages_text()),
-            Some(result) => {
-                writeln!(f, "DistributedQueryExec: stages={}", result.stages.len())?;
-                for stage in result.stages.iter().rev() {
-                    writeln!(
-                        f,
-                        "  Stage {}: tasks={}, executors={}, input_rows={}, output_rows={}, \
-                         bytes_shuffled={}, elapsed={:.3}s",
-                        stage.stage_id,
-                        stage.tasks,
-                        stage.executors.len(),
-                        stage.input_rows,
-                        stage.output_rows,
-                        stage.output_bytes,
-                        stage.elapsed.as_secs_f64()
-                    )?;
-                }
-                write!(f, "{}", self.stages_text())
-            }
+        let Some(run) = last_run else {
+            return write!(f, "DistributedQueryExec:\n{}", self.stages_text());
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(
+            f,
+            "DistributedQueryExec: stages={}, physical_planning={:.1}ms, stage_planning={:.1}ms, \
+             job={:.1}ms, result_fetch={}",
+            run.result.stages.len(),
+            ms(self.settings.physical_planning),
+            ms(run.stage_planning),
+            ms(run.job),
+            run.result_fetch
+                .map_or_else(|| "unfinished".to_string(), |d| format!("{:.1}ms", ms(d)))
+        )?;
+        for stage in run.result.stages.iter().rev() {
+            writeln!(
+                f,
+                "  Stage {}: tasks={}, executors={}, input_rows={}, output_rows={}, \
+                 bytes_shuffled={}, elapsed={:.1}ms, slot_wait={:.1}ms, longest_task={:.1}ms, \
+                 task_time={:.1}ms, launch_and_report={:.1}ms",
+                stage.stage_id,
+                stage.tasks,
+                stage.executors.len(),
+                stage.input_rows,
+                stage.output_rows,
+                stage.output_bytes,
+                ms(stage.elapsed),
+                ms(stage.slot_wait),
+                ms(stage.longest_task),
+                ms(stage.task_time),
+                ms(stage.overhead()),
+            )?;
         }
+        write!(f, "{}", self.stages_text())
     }
 }
 
@@ -212,13 +279,21 @@ impl ExecutionPlan for DistributedQueryExec {
             return internal_err!("DistributedQueryExec has one partition, asked for {partition}");
         }
         let job_id = uuid::Uuid::new_v4().simple().to_string();
-        let graph = StagePlanner::plan(&job_id, Arc::clone(&self.plan))?;
+        let stage_planning_started = Instant::now();
+        let graph = StagePlanner::plan(
+            &job_id,
+            Arc::clone(&self.plan),
+            self.settings.single_task_max_scan_bytes,
+        )?;
+        let stage_planning = stage_planning_started.elapsed();
         let query_id = CURRENT_QUERY.try_with(Clone::clone).ok();
         let options: HashMap<String, String> = context
             .session_config()
             .options()
             .entries()
             .into_iter()
+            // Floe's own options are the scheduler's; executors run DataFusion's.
+            .filter(|entry| !is_floe_option(&entry.key))
             .filter_map(|entry| entry.value.map(|value| (entry.key, value)))
             .collect();
         let cluster = Arc::clone(&self.cluster);
@@ -226,6 +301,7 @@ impl ExecutionPlan for DistributedQueryExec {
         let last_run = Arc::clone(&self.last_run);
         let runtime = context.runtime_env();
         let stream = futures::stream::once(async move {
+            let submitted = Instant::now();
             let mut outcome = cluster
                 .submit(&job_id, query_id, graph, runtime, options)
                 .map_err(DataFusionError::from)?;
@@ -251,14 +327,30 @@ impl ExecutionPlan for DistributedQueryExec {
                     )));
                 }
             };
+            let fetch_started = Instant::now();
             if let Ok(mut last) = last_run.lock() {
-                *last = Some(Arc::clone(&result));
+                *last = Some(RunTimes {
+                    result: Arc::clone(&result),
+                    stage_planning,
+                    job: fetch_started.duration_since(submitted),
+                    result_fetch: None,
+                });
             }
             let files = result.result_files.clone();
+            let fetched = futures::stream::once(async move {
+                if let Ok(mut last) = last_run.lock()
+                    && let Some(run) = last.as_mut()
+                {
+                    run.result_fetch = Some(fetch_started.elapsed());
+                }
+                None
+            })
+            .filter_map(futures::future::ready);
             let batches = futures::stream::iter(files)
                 .filter(|file| futures::future::ready(file.rows > 0))
                 .map(move |file| fetch_remote(&results, &file))
                 .try_flatten()
+                .chain(fetched)
                 .map(move |batch| {
                     // Keeps the job (and its files) alive until the last batch is read.
                     let _ = &guard;

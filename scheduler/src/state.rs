@@ -37,6 +37,10 @@ use crate::error::{Result, SchedulerError};
 use crate::planner::{ReaderLocations, Stage, StageGraph, task_plan};
 
 mod executors;
+mod summary;
+
+pub use summary::StageSummary;
+use summary::job_result;
 
 /// How often executors send heartbeats.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,25 +71,6 @@ pub struct JobResult {
     pub result_files: Vec<ShuffleLocation>,
     /// Per stage: id, tasks, rows and bytes written, wall time.
     pub stages: Vec<StageSummary>,
-}
-
-/// What one stage did, for `EXPLAIN ANALYZE`.
-#[derive(Debug, Clone)]
-pub struct StageSummary {
-    /// Stage id.
-    pub stage_id: usize,
-    /// Tasks run.
-    pub tasks: usize,
-    /// Rows written to shuffle.
-    pub output_rows: u64,
-    /// Arrow IPC bytes written to shuffle.
-    pub output_bytes: u64,
-    /// Rows read from shuffle inputs.
-    pub input_rows: u64,
-    /// From the first task's launch to the last task's report.
-    pub elapsed: Duration,
-    /// Executors that ran its tasks.
-    pub executors: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -120,7 +105,11 @@ enum TaskState {
 struct StageRun {
     stage: Stage,
     tasks: Vec<TaskState>,
+    /// When all its inputs were done (the job's submission for a stage without inputs).
+    ready: Option<Instant>,
+    /// Its first task's launch.
     started: Option<Instant>,
+    /// Its last task's report.
     finished: Option<Instant>,
 }
 
@@ -146,6 +135,24 @@ struct Job {
 impl Job {
     fn is_running(&self) -> bool {
         matches!(*self.outcome.borrow(), JobOutcome::Running)
+    }
+
+    /// Notes `now` as the time each stage whose inputs are all done became ready, so a
+    /// stage's wait for slots shows in `EXPLAIN ANALYZE`.
+    fn mark_ready_stages(&mut self, now: Instant) {
+        for index in 0..self.stages.len() {
+            if self.stages[index].ready.is_some() {
+                continue;
+            }
+            let inputs_done = self.stages[index]
+                .stage
+                .inputs
+                .iter()
+                .all(|input| self.stages.get(*input).is_some_and(StageRun::is_done));
+            if inputs_done {
+                self.stages[index].ready = Some(now);
+            }
+        }
     }
 }
 
@@ -212,6 +219,7 @@ impl ClusterState {
                 .map(|stage| StageRun {
                     tasks: vec![TaskState::Pending; stage.task_count()],
                     stage,
+                    ready: None,
                     started: None,
                     finished: None,
                 })
@@ -257,6 +265,10 @@ impl ClusterState {
                 .map(|(id, job)| (job.seq, id.clone()))
                 .collect();
             order.sort();
+            let now = Instant::now();
+            for job in jobs.values_mut() {
+                job.mark_ready_stages(now);
+            }
             'jobs: for (_, job_id) in &order {
                 let Some(job) = jobs.get_mut(job_id) else {
                     continue;
@@ -516,6 +528,7 @@ fn stage_locations(
                     executor_id: executor_id.clone(),
                     address: address.clone(),
                     path: output.path.clone(),
+                    ranges: output.ranges.iter().map(|r| r.start..r.end).collect(),
                     rows: output.rows,
                     bytes: output.bytes,
                 });
@@ -566,51 +579,4 @@ fn build_launch(
 /// Why a task's plan could not be built: the executor holding an input is gone, or a bug.
 pub(super) fn build_failure(err: SchedulerError) -> CodedError {
     CodedError::new(err.code(), err.to_string())
-}
-
-fn job_result(job: &Job, executors: &BTreeMap<String, ExecutorSlot>) -> Result<JobResult> {
-    let final_stage = job
-        .stages
-        .last()
-        .ok_or_else(|| SchedulerError::Internal("job without stages".into()))?;
-    let result_files = stage_locations(job, executors, final_stage.stage.id)?
-        .into_iter()
-        .flatten()
-        .collect();
-    let stages = job
-        .stages
-        .iter()
-        .map(|run| {
-            let mut summary = StageSummary {
-                stage_id: run.stage.id,
-                tasks: run.tasks.len(),
-                output_rows: 0,
-                output_bytes: 0,
-                input_rows: 0,
-                elapsed: match (run.started, run.finished) {
-                    (Some(start), Some(end)) => end.duration_since(start),
-                    _ => Duration::ZERO,
-                },
-                executors: BTreeSet::new(),
-            };
-            for task in &run.tasks {
-                if let TaskState::Done {
-                    executor_id,
-                    metrics,
-                    ..
-                } = task
-                {
-                    summary.output_rows += metrics.output_rows;
-                    summary.output_bytes += metrics.output_bytes;
-                    summary.input_rows += metrics.shuffle_read_rows;
-                    summary.executors.insert(executor_id.clone());
-                }
-            }
-            summary
-        })
-        .collect();
-    Ok(JobResult {
-        result_files,
-        stages,
-    })
 }

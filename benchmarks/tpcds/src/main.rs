@@ -104,6 +104,10 @@ struct RunArgs {
     /// Per-query CSV: query,median_s,min_s,max_s,rows,status, then the peers' columns.
     #[arg(long, default_value = "results.csv")]
     output: PathBuf,
+    /// A session setting for Floe's queries, `KEY=VALUE` (`SET KEY = VALUE` before the first
+    /// query); repeatable, e.g. `--set floe.single_task_max_scan_bytes=0`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 /// Where the tables are.
@@ -330,6 +334,15 @@ async fn run_on_floe(
     };
     let outcome = async {
         let mut connection = Connection::connect(&address).await?.without_progress_bar();
+        for setting in &args.settings {
+            let (key, value) = setting
+                .split_once('=')
+                .ok_or_else(|| format!("--set {setting}: expected KEY=VALUE"))?;
+            connection
+                .execute(&format!("SET {} = {}", key.trim(), value.trim()))
+                .await
+                .map_err(|e| format!("--set {setting}: {e:?}"))?;
+        }
         let progress = ProgressBar::new(0);
         progress.set_style(
             ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")

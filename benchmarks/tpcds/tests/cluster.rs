@@ -46,6 +46,11 @@ async fn every_query_on_a_cluster_equals_single_process_datafusion() {
         .await
         .unwrap()
         .without_progress_bar();
+    // Every query through stages, cut and shuffled, however small its tables.
+    connection
+        .execute("SET floe.single_task_max_scan_bytes = 0")
+        .await
+        .unwrap();
     let options = RunOptions {
         queries: all_query_names(),
         rounds: 1,

@@ -2,14 +2,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightClient, Ticket};
@@ -21,8 +21,9 @@ use tokio::sync::OnceCell;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
+use super::task_file::read_chunks;
 use super::{LOCAL_READ_BUFFER_BATCHES, ShuffleLocation, resolve_shuffle_path};
-use crate::proto::ShuffleTicket;
+use crate::proto::{ByteRange, ShuffleTicket};
 use crate::status::CodedError;
 
 /// Largest gRPC message Floe sends or accepts (Flight data, task plans, control messages).
@@ -89,8 +90,8 @@ pub struct BroadcastCache {
     fetched: Mutex<HashMap<BroadcastKey, Arc<OnceCell<PathBuf>>>>,
 }
 
-/// (producing executor id, shuffle path): one remote file.
-type BroadcastKey = (String, String);
+/// (producing executor id, shuffle path, first byte): one remote partition of a file.
+type BroadcastKey = (String, String, u64);
 
 impl BroadcastCache {
     fn cell(&self, location: &ShuffleLocation) -> Result<Arc<OnceCell<PathBuf>>> {
@@ -100,7 +101,7 @@ impl BroadcastCache {
             .map_err(|_| DataFusionError::Execution("broadcast cache poisoned".into()))?;
         Ok(Arc::clone(
             fetched
-                .entry((location.executor_id.clone(), location.path.clone()))
+                .entry(broadcast_key(location))
                 .or_default(),
         ))
     }
@@ -109,9 +110,18 @@ impl BroadcastCache {
     pub fn forget_job(&self, job_id: &str) {
         if let Ok(mut fetched) = self.fetched.lock() {
             let prefix = format!("{job_id}/");
-            fetched.retain(|(_, path), _| !path.starts_with(&prefix));
+            fetched.retain(|(_, path, _), _| !path.starts_with(&prefix));
         }
     }
+}
+
+fn broadcast_key(location: &ShuffleLocation) -> BroadcastKey {
+    let first_byte = location.ranges.first().map_or(0, |r| r.start);
+    (
+        location.executor_id.clone(),
+        location.path.clone(),
+        first_byte,
+    )
 }
 
 /// The job a shuffle path belongs to (its first component).
@@ -119,30 +129,46 @@ pub fn job_of_path(path: &str) -> &str {
     path.split('/').next().unwrap_or_default()
 }
 
-/// Reads a local shuffle file on a blocking thread, a few batches ahead.
-pub fn read_local_file(path: PathBuf) -> BatchStream {
+/// Reads byte ranges of a local shuffle file (all of it when `ranges` is empty) on a blocking
+/// thread, a few batches ahead.
+pub fn read_local_file(path: PathBuf, ranges: Vec<Range<u64>>) -> BatchStream {
     let (sender, receiver) = tokio::sync::mpsc::channel(LOCAL_READ_BUFFER_BATCHES);
     tokio::task::spawn_blocking(move || {
-        let result = (|| -> Result<()> {
-            let file = File::open(&path).map_err(|e| {
-                DataFusionError::Execution(format!(
-                    "cannot open shuffle file {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let reader = StreamReader::try_new(BufReader::new(file), None)?;
-            for batch in reader {
-                if sender.blocking_send(Ok(batch?)).is_err() {
-                    return Ok(()); // the reading task went away
-                }
-            }
-            Ok(())
-        })();
+        // A send fails only when the reading task went away: stop reading then.
+        let result = read_chunks(&path, &ranges, |batch| sender.blocking_send(Ok(batch)).is_ok());
         if let Err(err) = result {
             let _ = sender.blocking_send(Err(err));
         }
     });
     tokio_stream_from(receiver)
+}
+
+/// Ranges in their wire form.
+pub fn ranges_to_proto(ranges: &[Range<u64>]) -> Vec<ByteRange> {
+    ranges
+        .iter()
+        .map(|r| ByteRange {
+            start: r.start,
+            end: r.end,
+        })
+        .collect()
+}
+
+/// Ranges from their wire form; an end before its start is refused.
+pub fn ranges_from_proto(ranges: &[ByteRange]) -> Result<Vec<Range<u64>>> {
+    ranges
+        .iter()
+        .map(|r| {
+            if r.end < r.start {
+                Err(DataFusionError::Execution(format!(
+                    "invalid shuffle byte range {}..{}",
+                    r.start, r.end
+                )))
+            } else {
+                Ok(r.start..r.end)
+            }
+        })
+        .collect()
 }
 
 fn tokio_stream_from(
@@ -151,12 +177,13 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed()
 }
 
-/// Streams a shuffle file from the executor that wrote it.
+/// Streams a shuffle file's ranges from the executor that wrote it.
 pub fn fetch_remote(pool: &FlightClientPool, location: &ShuffleLocation) -> Result<BatchStream> {
     let mut client = pool.client(&location.address)?;
     let ticket = ShuffleTicket {
         job_id: job_of_path(&location.path).to_string(),
         path: location.path.clone(),
+        ranges: ranges_to_proto(&location.ranges),
     };
     let describe = format!(
         "cannot fetch shuffle file {} from executor {} at {}",
@@ -191,8 +218,9 @@ pub async fn fetch_broadcast(
     let path = cell
         .get_or_try_init(|| async {
             let job_id = job_of_path(&location.path);
+            let (_, _, first_byte) = broadcast_key(location);
             let relative = format!(
-                "{job_id}/broadcast/{}/{}",
+                "{job_id}/broadcast/{}/{}_{first_byte}",
                 location.executor_id,
                 location.path.replace('/', "_")
             );
@@ -217,7 +245,7 @@ pub async fn fetch_broadcast(
     Ok(path.clone())
 }
 
-/// Serves a shuffle file for a `do_get` ticket: the executor side of [`fetch_remote`].
+/// Serves a shuffle file's ranges for a `do_get` ticket: the executor side of [`fetch_remote`].
 pub fn serve_shuffle_file(work_dir: &Path, ticket: &[u8]) -> Result<BatchStream> {
     let invalid = |message: String| CodedError::new(Code::InvalidArgument, message);
     let ticket = ShuffleTicket::decode(ticket)
@@ -234,5 +262,7 @@ pub fn serve_shuffle_file(work_dir: &Path, ticket: &[u8]) -> Result<BatchStream>
         )
         .into_datafusion());
     }
-    Ok(read_local_file(path))
+    let ranges =
+        ranges_from_proto(&ticket.ranges).map_err(|e| invalid(e.to_string()).into_datafusion())?;
+    Ok(read_local_file(path, ranges))
 }

@@ -1,9 +1,10 @@
 //! Shuffle: the operators at stage boundaries, where their files live, and how they travel.
 //!
-//! A stage ends in a [`ShuffleWriterExec`]: each task writes its output partitions as Arrow IPC
-//! stream files under the executor's work dir, `{job}/{stage}/{map partition}/{output}.arrow`.
-//! The next stage starts with a [`ShuffleReaderExec`] that knows, per output partition, every
-//! file that holds rows for it ([`ShuffleLocation`]). A reader opens files of its own executor
+//! A stage ends in a [`ShuffleWriterExec`]: each task writes all its output partitions into one
+//! file of Arrow IPC stream chunks under the executor's work dir, `{job}/{stage}/{map
+//! partition}.arrow`, and reports each partition's byte ranges ([`task_file`]). The next stage
+//! starts with a [`ShuffleReaderExec`] that knows, per output partition, every file and range
+//! that holds rows for it ([`ShuffleLocation`]). A reader opens files of its own executor
 //! directly and fetches the others with Arrow Flight `do_get` ([`flight`]), all producers at once
 //! but never more than [`MAX_CONCURRENT_SHUFFLE_FETCHES`] per partition, each pulled one batch at
 //! a time, so memory stays bounded whatever the fan-in.
@@ -13,6 +14,7 @@
 
 pub mod flight;
 mod reader;
+pub mod task_file;
 mod writer;
 
 use std::path::{Component, Path, PathBuf};
@@ -22,7 +24,8 @@ use datafusion::common::{DataFusionError, Result, exec_err};
 use datafusion::execution::TaskContext;
 
 pub use reader::{ColumnEquivalences, ShuffleReaderExec};
-pub use writer::{ShuffleOutputFile, ShuffleWriterExec};
+pub use task_file::ShuffleOutputFile;
+pub use writer::ShuffleWriterExec;
 
 use self::flight::{BroadcastCache, FlightClientPool};
 
@@ -32,7 +35,7 @@ pub const MAX_CONCURRENT_SHUFFLE_FETCHES: usize = 16;
 /// Batches buffered between a local shuffle file reader thread and the task reading it.
 pub const LOCAL_READ_BUFFER_BATCHES: usize = 2;
 
-/// Where one map task's rows for one output partition live.
+/// Where one map task's rows for one output partition live: a file and its byte ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShuffleLocation {
     /// Executor that wrote (and serves) the file.
@@ -41,9 +44,11 @@ pub struct ShuffleLocation {
     pub address: String,
     /// Path relative to the executor's work dir.
     pub path: String,
-    /// Rows in the file.
+    /// The file's byte ranges holding these rows (chunks, in order); empty: the whole file.
+    pub ranges: Vec<std::ops::Range<u64>>,
+    /// Rows in those ranges.
     pub rows: u64,
-    /// Arrow IPC bytes in the file.
+    /// Arrow IPC bytes in those ranges.
     pub bytes: u64,
 }
 

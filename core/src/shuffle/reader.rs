@@ -334,11 +334,10 @@ async fn open_location(
 ) -> Result<BatchStream> {
     let job_id = super::flight::job_of_path(&location.path);
     if location.executor_id == env.executor_id {
-        return Ok(read_local_file(resolve_shuffle_path(
-            &env.work_dir,
-            job_id,
-            &location.path,
-        )?));
+        return Ok(read_local_file(
+            resolve_shuffle_path(&env.work_dir, job_id, &location.path)?,
+            location.ranges.clone(),
+        ));
     }
     if broadcast {
         let local = fetch_broadcast(
@@ -349,7 +348,8 @@ async fn open_location(
             schema,
         )
         .await?;
-        return Ok(read_local_file(local));
+        // The local copy holds just this location's rows, as one stream.
+        return Ok(read_local_file(local, Vec::new()));
     }
     fetch_remote(&env.clients, location)
 }

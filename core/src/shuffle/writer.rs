@@ -2,9 +2,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -13,7 +10,6 @@ use arrow::array::{
 };
 use arrow::datatypes::ByteViewType;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::writer::StreamWriter;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
@@ -26,23 +22,12 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::task_file::{ShuffleOutputFile, TaskFileWriter};
 use super::{ShuffleEnv, validate_job_id};
 
-/// One file a task wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShuffleOutputFile {
-    /// Output partition the rows belong to.
-    pub output_partition: usize,
-    /// Path relative to the work dir.
-    pub path: String,
-    /// Rows written.
-    pub rows: u64,
-    /// Arrow IPC bytes written.
-    pub bytes: u64,
-}
-
-/// Runs one partition of its input and writes the rows to shuffle files: one file per output
-/// partition of `partitioning` (hash or round robin), or a single file when `None`.
+/// Runs one partition of its input and writes the rows to the task's shuffle file, split into
+/// the output partitions of `partitioning` (hash or round robin), or as one when `None`
+/// ([`super::task_file`]: one file per task, with a byte range index).
 #[derive(Debug)]
 pub struct ShuffleWriterExec {
     input: Arc<dyn ExecutionPlan>,
@@ -116,7 +101,7 @@ impl ShuffleWriterExec {
         context: Arc<TaskContext>,
     ) -> Result<Vec<ShuffleOutputFile>> {
         let env = ShuffleEnv::of(&context)?;
-        let relative_dir = format!("{}/{}/{partition}", self.job_id, self.stage_id);
+        let relative_dir = format!("{}/{}", self.job_id, self.stage_id);
         let dir = env.work_dir.join(&relative_dir);
         std::fs::create_dir_all(&dir).map_err(|e| {
             DataFusionError::Execution(format!("cannot create shuffle dir {}: {e}", dir.display()))
@@ -125,9 +110,12 @@ impl ShuffleWriterExec {
         let bytes_written = MetricBuilder::new(&self.metrics).counter("bytes_written", partition);
         let repart_time = MetricBuilder::new(&self.metrics).subset_time("repart_time", partition);
 
-        let schema = self.input.schema();
-        let mut writers: Vec<Option<PartitionFileWriter>> =
-            (0..self.output_partition_count()).map(|_| None).collect();
+        let mut file = TaskFileWriter::new(
+            dir.join(format!("{partition}.arrow")),
+            format!("{relative_dir}/{partition}.arrow"),
+            self.input.schema(),
+            self.output_partition_count(),
+        );
         let mut partitioner = match &self.partitioning {
             Some(partitioning) => Some(BatchPartitioner::try_new(
                 partitioning.clone(),
@@ -145,34 +133,15 @@ impl ShuffleWriterExec {
             let batch = batch?;
             output_rows.add(batch.num_rows());
             let mut write = |output: usize, batch: RecordBatch| -> Result<()> {
-                let slot = writers
-                    .get_mut(output)
-                    .ok_or_else(|| DataFusionError::Internal(format!("no output {output}")))?;
-                if slot.is_none() {
-                    *slot = Some(PartitionFileWriter::create(
-                        dir.join(format!("{output}.arrow")),
-                        format!("{relative_dir}/{output}.arrow"),
-                        &schema,
-                    )?);
-                }
-                if let Some(writer) = slot {
-                    writer.write(&batch)?;
-                }
-                Ok(())
+                file.write(output, &compact_view_columns(&batch)?)
             };
             match partitioner.as_mut() {
                 Some(partitioner) => partitioner.partition(batch, write)?,
                 None => write(0, batch)?,
             }
         }
-        let mut outputs = Vec::new();
-        for (output_partition, writer) in writers.into_iter().enumerate() {
-            if let Some(writer) = writer {
-                let file = writer.finish(output_partition)?;
-                bytes_written.add(file.bytes as usize);
-                outputs.push(file);
-            }
-        }
+        let outputs = file.finish()?;
+        bytes_written.add(outputs.iter().map(|o| o.bytes as usize).sum());
         Ok(outputs)
     }
 }
@@ -211,56 +180,6 @@ fn compact_view_columns(batch: &RecordBatch) -> Result<RecordBatch> {
         return Ok(batch.clone());
     }
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
-}
-
-/// One open IPC stream file.
-struct PartitionFileWriter {
-    writer: StreamWriter<BufWriter<File>>,
-    path: PathBuf,
-    relative: String,
-    rows: u64,
-}
-
-impl PartitionFileWriter {
-    fn create(path: PathBuf, relative: String, schema: &SchemaRef) -> Result<Self> {
-        let file = File::create(&path).map_err(|e| {
-            DataFusionError::Execution(format!(
-                "cannot create shuffle file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let writer = StreamWriter::try_new(BufWriter::new(file), schema)?;
-        Ok(Self {
-            writer,
-            path,
-            relative,
-            rows: 0,
-        })
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        self.rows += batch.num_rows() as u64;
-        Ok(self.writer.write(&compact_view_columns(batch)?)?)
-    }
-
-    fn finish(mut self, output_partition: usize) -> Result<ShuffleOutputFile> {
-        self.writer.finish()?;
-        drop(self.writer);
-        let bytes = std::fs::metadata(&self.path)
-            .map(|m| m.len())
-            .map_err(|e| {
-                DataFusionError::Execution(format!("shuffle file {}: {e}", self.path.display()))
-            })?;
-        Ok(ShuffleOutputFile {
-            output_partition,
-            path: self.relative,
-            rows: self.rows,
-            bytes,
-        })
-    }
 }
 
 /// The one batch `execute` returns: the files a task wrote.

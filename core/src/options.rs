@@ -1,0 +1,35 @@
+//! `floe.*` session options: Floe's own settings beside DataFusion's, changed with `SET` like
+//! them (`SET floe.single_task_max_scan_bytes = 0`) and listed by `SHOW ALL`.
+//!
+//! They are read where the scheduler decides how to run a plan; executors never see them (the
+//! scheduler sends tasks only the `datafusion.*` options).
+
+use datafusion::common::config::ConfigExtension;
+use datafusion::common::extensions_options;
+
+/// Scan size up to which a query runs as one task by default: 16 MiB for each of 16 partitions,
+/// as datafusion-distributed sizes its smallest distributed scan. Below it, stage boundaries
+/// (shuffle files, launches, fetches: a few milliseconds each) cost more than the parallelism
+/// of a second executor gives back.
+pub const DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES: u64 = 256 * 1024 * 1024;
+
+extensions_options! {
+    /// Floe's session options (prefix `floe`).
+    pub struct FloeOptions {
+        /// A query whose scans read at most this many bytes runs whole as one task on one
+        /// executor, its exchanges in that executor's memory, instead of as stages. Bytes are
+        /// estimated after pruning: each file once, times the share of columns projected.
+        /// 0 sends every query through stages.
+        pub single_task_max_scan_bytes: u64, default = DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES
+    }
+}
+
+impl ConfigExtension for FloeOptions {
+    const PREFIX: &'static str = "floe";
+}
+
+/// Whether `key` is one of Floe's options rather than DataFusion's.
+pub fn is_floe_option(key: &str) -> bool {
+    key.strip_prefix(FloeOptions::PREFIX)
+        .is_some_and(|rest| rest.starts_with('.'))
+}
