@@ -273,7 +273,12 @@ async fn distributed_results_match_single_process_datafusion() {
     // whole plan (its exchanges in the executor's memory) and gets the same rows.
     let mut defaults = client_with_defaults(&cluster.scheduler.address, "defaults").await;
     let query = "SELECT store, count(*) FROM sales GROUP BY store ORDER BY store";
-    let explained = rows(&run(&mut defaults, &format!("EXPLAIN {query}")).await.unwrap()).join("\n");
+    let explained = rows(
+        &run(&mut defaults, &format!("EXPLAIN {query}"))
+            .await
+            .unwrap(),
+    )
+    .join("\n");
     assert!(explained.contains("Stage 0 (1 tasks)"), "{explained}");
     assert!(!explained.contains("Stage 1"), "{explained}");
     assert!(explained.contains("RepartitionExec"), "{explained}");

@@ -32,9 +32,9 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 use tonic::transport::Channel;
 
 /// Settings a user may `SET` that change plans but never results. Each runs every file.
-/// "defaults" runs these small tables as one task each (`scheduler/src/single_task.rs`);
-/// every other profile sends each query through stages, so cutting, shuffling and broadcasting
-/// are exercised under every setting.
+/// "defaults" and "small batches" run these small tables as one task each
+/// (`scheduler/src/single_task.rs`); every other profile sends each query through stages, so
+/// cutting, shuffling and broadcasting are exercised under every setting.
 const PROFILES: &[(&str, &[&str])] = &[
     ("defaults", &[]),
     ("stages", &[STAGES]),
@@ -56,7 +56,7 @@ const PROFILES: &[(&str, &[&str])] = &[
     ),
     (
         "small batches",
-        &[STAGES, "SET datafusion.execution.batch_size = 2"],
+        &["SET datafusion.execution.batch_size = 2"],
     ),
     (
         "no join dynamic filters",

@@ -497,11 +497,7 @@ impl FloePhysicalCodec {
                             path: l.path.clone(),
                             rows: l.rows,
                             bytes: l.bytes,
-                            range_bounds: l
-                                .ranges
-                                .iter()
-                                .flat_map(|r| [r.start, r.end])
-                                .collect(),
+                            range_bounds: l.ranges.iter().flat_map(|r| [r.start, r.end]).collect(),
                         })
                         .collect(),
                 })

@@ -1,7 +1,8 @@
 //! `StagePlanner`: cuts an optimized DataFusion physical plan into a DAG of stages.
 //!
-//! A stage is a plan that runs one task per output partition without moving rows between
-//! partitions. The plan is cut at every exchange:
+//! A plan whose scans read little runs as one stage of one task, exchanges and all
+//! ([`crate::single_task`]). Otherwise a stage is a plan that runs one task per output
+//! partition without moving rows between partitions, and the plan is cut at every exchange:
 //! - `RepartitionExec` (hash or round robin): the input becomes a stage ending in a
 //!   [`ShuffleWriterExec`] with that partitioning; the exchange becomes a [`ShuffleReaderExec`].
 //! - `CoalescePartitionsExec` / `SortPreservingMergeExec` over several partitions: the input
@@ -518,7 +519,9 @@ fn resolve_and_trim(
                 .filter(|p| range.contains(p))
                 .map(|p| p - range.start)
                 .collect()
-        } else if child_partitions == output_partitions {
+        } else if child_partitions == output_partitions && !any.is::<RepartitionExec>() {
+            // Partition p of the output reads partition p of the input; an exchange (inside a
+            // one-task plan) reads every input partition for each output one.
             needed.clone()
         } else {
             (0..child_partitions).collect()

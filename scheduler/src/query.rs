@@ -32,6 +32,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Pla
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
 use floe_core::options::{DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES, FloeOptions, is_floe_option};
+use floe_core::shuffle::MAX_CONCURRENT_SHUFFLE_FETCHES;
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
 use floe_core::status::CodedError;
 use futures::{StreamExt, TryStreamExt};
@@ -228,7 +229,7 @@ impl DisplayAs for DistributedQueryExec {
                 f,
                 "  Stage {}: tasks={}, executors={}, input_rows={}, output_rows={}, \
                  bytes_shuffled={}, elapsed={:.1}ms, slot_wait={:.1}ms, longest_task={:.1}ms, \
-                 task_time={:.1}ms, launch_and_report={:.1}ms",
+                 task_time={:.1}ms, beyond_longest_task={:.1}ms",
                 stage.stage_id,
                 stage.tasks,
                 stage.executors.len(),
@@ -239,7 +240,7 @@ impl DisplayAs for DistributedQueryExec {
                 ms(stage.slot_wait),
                 ms(stage.longest_task),
                 ms(stage.task_time),
-                ms(stage.overhead()),
+                ms(stage.beyond_longest_task()),
             )?;
         }
         write!(f, "{}", self.stages_text())
@@ -300,6 +301,7 @@ impl ExecutionPlan for DistributedQueryExec {
         let results = Arc::clone(&self.results);
         let last_run = Arc::clone(&self.last_run);
         let runtime = context.runtime_env();
+        let ordered = self.plan.properties().output_ordering().is_some();
         let stream = futures::stream::once(async move {
             let submitted = Instant::now();
             let mut outcome = cluster
@@ -346,16 +348,23 @@ impl ExecutionPlan for DistributedQueryExec {
                 None
             })
             .filter_map(futures::future::ready);
-            let batches = futures::stream::iter(files)
+            let files = futures::stream::iter(files)
                 .filter(|file| futures::future::ready(file.rows > 0))
-                .map(move |file| fetch_remote(&results, &file))
-                .try_flatten()
-                .chain(fetched)
-                .map(move |batch| {
-                    // Keeps the job (and its files) alive until the last batch is read.
-                    let _ = &guard;
-                    batch
-                });
+                .map(move |file| fetch_remote(&results, &file));
+            // Rows in an order are in one file; files of several tasks have none among them,
+            // so they are fetched at once rather than a round trip each.
+            let batches = if ordered {
+                files.try_flatten().boxed()
+            } else {
+                files
+                    .try_flatten_unordered(MAX_CONCURRENT_SHUFFLE_FETCHES)
+                    .boxed()
+            };
+            let batches = batches.chain(fetched).map(move |batch| {
+                // Keeps the job (and its files) alive until the last batch is read.
+                let _ = &guard;
+                batch
+            });
             Ok::<_, DataFusionError>(batches)
         })
         .try_flatten();

@@ -19,17 +19,17 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
-use datafusion::physical_plan::ExecutionPlanProperties;
 use floe_core::iceberg::scan::IcebergScanExec;
 
 /// Bytes `plan`'s scans read, estimated: each data file (or byte range of one) counted once
 /// however often the plan scans it (TPC-DS q27 reads `store_sales` three times, from cache
-/// after the first), times the share of the table's columns the scan projects, as Parquet
-/// reads only those. `None` when a leaf's size is unknown (a source that is neither a file
-/// scan nor in-memory rows).
+/// after the first); for Iceberg scans times the share of the table's columns projected, as
+/// Parquet reads only those (other file scans count whole files, erring high). `None` when a
+/// leaf's size is unknown (a source that is neither a file scan nor in-memory rows).
 pub fn scan_bytes(plan: &dyn ExecutionPlan) -> Option<u64> {
     let mut files = HashMap::new();
     collect_scanned_files(plan, &mut files)?;
@@ -39,7 +39,10 @@ pub fn scan_bytes(plan: &dyn ExecutionPlan) -> Option<u64> {
 /// Adds each file piece `plan` scans to `files` (key: path and first byte) with the bytes its
 /// projected columns are estimated to take, keeping the largest estimate for a piece scanned
 /// twice; `None` for a leaf of unknown size.
-fn collect_scanned_files(plan: &dyn ExecutionPlan, files: &mut HashMap<(String, u64), u64>) -> Option<()> {
+fn collect_scanned_files(
+    plan: &dyn ExecutionPlan,
+    files: &mut HashMap<(String, u64), u64>,
+) -> Option<()> {
     let mut add = |path: &str, start: u64, bytes: u64| {
         let entry = files.entry((path.to_string(), start)).or_default();
         *entry = (*entry).max(bytes);
@@ -54,7 +57,11 @@ fn collect_scanned_files(plan: &dyn ExecutionPlan, files: &mut HashMap<(String, 
             .map_or(columns, |projection| projection.len().clamp(1, columns));
         for file in spec.file_groups.iter().flatten() {
             let start = file.range.as_ref().map_or(0, |range| range.start);
-            add(&file.path, start, file.bytes() * projected as u64 / columns as u64);
+            add(
+                &file.path,
+                start,
+                file.bytes() * projected as u64 / columns as u64,
+            );
         }
         return Some(());
     }
@@ -63,7 +70,10 @@ fn collect_scanned_files(plan: &dyn ExecutionPlan, files: &mut HashMap<(String, 
         if let Some(config) = source.downcast_ref::<FileScanConfig>() {
             for file in config.file_groups.iter().flat_map(|group| group.iter()) {
                 let (start, bytes) = match &file.range {
-                    Some(range) => (range.start.max(0) as u64, (range.end - range.start).max(0) as u64),
+                    Some(range) => (
+                        range.start.max(0) as u64,
+                        (range.end - range.start).max(0) as u64,
+                    ),
                     None => (0, file.object_meta.size),
                 };
                 add(file.object_meta.location.as_ref(), start, bytes);

@@ -100,9 +100,7 @@ impl BroadcastCache {
             .lock()
             .map_err(|_| DataFusionError::Execution("broadcast cache poisoned".into()))?;
         Ok(Arc::clone(
-            fetched
-                .entry(broadcast_key(location))
-                .or_default(),
+            fetched.entry(broadcast_key(location)).or_default(),
         ))
     }
 
@@ -129,13 +127,15 @@ pub fn job_of_path(path: &str) -> &str {
     path.split('/').next().unwrap_or_default()
 }
 
-/// Reads byte ranges of a local shuffle file (all of it when `ranges` is empty) on a blocking
-/// thread, a few batches ahead.
+/// Reads byte ranges of a local shuffle file (each one Arrow IPC stream) on a blocking thread,
+/// a few batches ahead.
 pub fn read_local_file(path: PathBuf, ranges: Vec<Range<u64>>) -> BatchStream {
     let (sender, receiver) = tokio::sync::mpsc::channel(LOCAL_READ_BUFFER_BATCHES);
     tokio::task::spawn_blocking(move || {
         // A send fails only when the reading task went away: stop reading then.
-        let result = read_chunks(&path, &ranges, |batch| sender.blocking_send(Ok(batch)).is_ok());
+        let result = read_chunks(&path, &ranges, |batch| {
+            sender.blocking_send(Ok(batch)).is_ok()
+        });
         if let Err(err) = result {
             let _ = sender.blocking_send(Err(err));
         }

@@ -44,7 +44,7 @@ pub struct ShuffleLocation {
     pub address: String,
     /// Path relative to the executor's work dir.
     pub path: String,
-    /// The file's byte ranges holding these rows (chunks, in order); empty: the whole file.
+    /// The file's byte ranges holding these rows (chunks, each one IPC stream, in order).
     pub ranges: Vec<std::ops::Range<u64>>,
     /// Rows in those ranges.
     pub rows: u64,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::equivalence::{AcrossPartitions, ConstExpr};
 use datafusion::physical_expr::expressions::Column;
@@ -349,7 +349,12 @@ async fn open_location(
         )
         .await?;
         // The local copy holds just this location's rows, as one stream.
-        return Ok(read_local_file(local, Vec::new()));
+        let len = std::fs::metadata(&local)
+            .map_err(|e| {
+                DataFusionError::Execution(format!("broadcast copy {}: {e}", local.display()))
+            })?
+            .len();
+        return Ok(read_local_file(local, vec![0..len]));
     }
     fetch_remote(&env.clients, location)
 }

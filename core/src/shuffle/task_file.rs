@@ -78,7 +78,9 @@ impl TaskFileWriter {
             schema,
             file: None,
             file_len: 0,
-            partitions: (0..partitions).map(|_| PartitionOutput::default()).collect(),
+            partitions: (0..partitions)
+                .map(|_| PartitionOutput::default())
+                .collect(),
             pending_bytes: 0,
         }
     }
@@ -93,10 +95,11 @@ impl TaskFileWriter {
             .partitions
             .get_mut(output)
             .ok_or_else(|| DataFusionError::Internal(format!("no output partition {output}")))?;
+        // Measured before a new stream writes its schema, so every byte in memory counts.
+        let before = partition.pending_bytes();
         if partition.pending.is_none() {
             partition.pending = Some(StreamWriter::try_new(Vec::new(), schema)?);
         }
-        let before = partition.pending_bytes();
         if let Some(writer) = partition.pending.as_mut() {
             writer.write(batch)?;
         }
@@ -136,7 +139,10 @@ impl TaskFileWriter {
 
     /// Ends partition `output`'s pending stream and appends it to the file as one chunk.
     fn append_chunk(&mut self, output: usize) -> Result<()> {
-        let Some(mut writer) = self.partitions.get_mut(output).and_then(|p| p.pending.take())
+        let Some(mut writer) = self
+            .partitions
+            .get_mut(output)
+            .and_then(|p| p.pending.take())
         else {
             return Ok(());
         };
@@ -170,16 +176,14 @@ fn io_error(path: &Path, what: &str, err: std::io::Error) -> DataFusionError {
     ))
 }
 
-/// Reads the chunks at `ranges` of the file at `path` (the whole file when `ranges` is empty),
-/// one batch at a time, handing each to `emit` until it returns `false`.
+/// Reads the chunks at `ranges` of the file at `path` (each range one Arrow IPC stream), one
+/// batch at a time, handing each to `emit` until it returns `false`.
 pub fn read_chunks(
     path: &Path,
     ranges: &[Range<u64>],
     mut emit: impl FnMut(RecordBatch) -> bool,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| io_error(path, "open", e))?;
-    let whole = [0..u64::MAX];
-    let ranges = if ranges.is_empty() { &whole[..] } else { ranges };
     for range in ranges {
         file.seek(SeekFrom::Start(range.start))
             .map_err(|e| io_error(path, "seek in", e))?;
@@ -211,12 +215,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
         let path = dir.path().join("0.arrow");
-        let mut writer = TaskFileWriter::new(path.clone(), "0.arrow".into(), Arc::clone(&schema), 3);
+        let mut writer =
+            TaskFileWriter::new(path.clone(), "0.arrow".into(), Arc::clone(&schema), 3);
         // Partition p gets values p, p + 3, p + 6, ...; partition 1 stays empty.
         let rows_per_batch = 100_000i64;
         for round in 0..20i64 {
             for p in [0usize, 2] {
-                let values = (0..rows_per_batch).map(|i| (round * rows_per_batch + i) * 3 + p as i64);
+                let values =
+                    (0..rows_per_batch).map(|i| (round * rows_per_batch + i) * 3 + p as i64);
                 let batch = RecordBatch::try_new(
                     Arc::clone(&schema),
                     vec![Arc::new(Int64Array::from_iter_values(values))],
@@ -235,7 +241,11 @@ mod tests {
         for output in outputs {
             let mut values = Vec::new();
             read_chunks(&path, &output.ranges, |batch| {
-                let column = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                let column = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap();
                 values.extend(column.values().iter().copied());
                 true
             })

@@ -534,6 +534,7 @@ mod tests {
             stages: vec![StageRun {
                 stage,
                 tasks: vec![running],
+                ready: None,
                 started: None,
                 finished: None,
             }],

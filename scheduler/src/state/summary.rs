@@ -2,8 +2,9 @@
 //!
 //! Each stage's wall time is split where it goes: waiting for slots (from the moment its
 //! inputs were done to its first launch), its tasks' own run time as their executors measured
-//! it (plan decoding, execution, shuffle writing), and the rest of its elapsed time, which is
-//! launch and report latency and the spread between its tasks.
+//! it (plan decoding, execution, shuffle writing), and the rest of its elapsed time beyond its
+//! longest task: launch and report latency, and tasks run in waves when a stage has more
+//! tasks than free slots.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,15 +38,18 @@ pub struct StageSummary {
 }
 
 impl StageSummary {
-    /// Elapsed time no task was running for: launch and report latency, plus the wait for the
-    /// slowest task beyond the others'.
-    pub fn overhead(&self) -> Duration {
+    /// Elapsed time beyond the longest task: launch and report latency, plus other tasks' run
+    /// time when the stage ran in waves (more tasks than free slots).
+    pub fn beyond_longest_task(&self) -> Duration {
         self.elapsed.saturating_sub(self.longest_task)
     }
 }
 
 /// The result of a job whose stages are all done.
-pub(super) fn job_result(job: &Job, executors: &BTreeMap<String, ExecutorSlot>) -> Result<JobResult> {
+pub(super) fn job_result(
+    job: &Job,
+    executors: &BTreeMap<String, ExecutorSlot>,
+) -> Result<JobResult> {
     let final_stage = job
         .stages
         .last()
@@ -62,12 +66,11 @@ pub(super) fn job_result(job: &Job, executors: &BTreeMap<String, ExecutorSlot>) 
 }
 
 fn stage_summary(run: &super::StageRun) -> StageSummary {
-    let between = |from: Option<std::time::Instant>, to: Option<std::time::Instant>| match (
-        from, to,
-    ) {
-        (Some(from), Some(to)) => to.saturating_duration_since(from),
-        _ => Duration::ZERO,
-    };
+    let between =
+        |from: Option<std::time::Instant>, to: Option<std::time::Instant>| match (from, to) {
+            (Some(from), Some(to)) => to.saturating_duration_since(from),
+            _ => Duration::ZERO,
+        };
     let mut summary = StageSummary {
         stage_id: run.stage.id,
         tasks: run.tasks.len(),
