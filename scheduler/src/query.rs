@@ -3,7 +3,9 @@
 //! The scheduler's sessions use [`DistributedQueryPlanner`]: DataFusion makes and optimizes the
 //! physical plan as usual, then the whole plan is wrapped in a [`DistributedQueryExec`] whose
 //! one partition submits the plan as a job ([`StagePlanner`] stages on the executors) and
-//! streams the final stage's files back. Three plan roots stay in the scheduler:
+//! streams the final stage's files back. A plan over `information_schema` (the session's own
+//! catalogs and settings, which only the scheduler has) runs in the scheduler whole. Three plan
+//! roots stay in the scheduler:
 //! - a `DataSinkExec` (INSERT, CTAS): the sink commits to the catalog, which only the scheduler
 //!   talks to, so it runs here over the distributed query's rows;
 //! - `AnalyzeExec` (EXPLAIN ANALYZE): it runs the distributed query and prints, per stage, the
@@ -28,6 +30,7 @@ use datafusion::physical_plan::analyze::AnalyzeExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::explain::ExplainExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
@@ -64,6 +67,9 @@ impl DistributedQueryPlanner {
         plan: Arc<dyn ExecutionPlan>,
         settings: RunSettings,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        if reads_session_state(plan.as_ref()) {
+            return Ok(plan);
+        }
         if plan.as_any().is::<DataSinkExec>() || plan.as_any().is::<AnalyzeExec>() {
             let children = plan
                 .children()
@@ -144,6 +150,17 @@ struct RunTimes {
     job: Duration,
     /// Streaming the final stage's files to the caller; `None` until the stream ends.
     result_fetch: Option<Duration>,
+}
+
+/// Whether `plan` reads the scheduler's own session state (`information_schema`, `SHOW ALL`:
+/// a `StreamingTableExec` over the session's catalogs and settings). Only the scheduler has it,
+/// and such a node cannot travel, so the plan runs where it was planned.
+fn reads_session_state(plan: &dyn ExecutionPlan) -> bool {
+    plan.as_any().is::<StreamingTableExec>()
+        || plan
+            .children()
+            .iter()
+            .any(|child| reads_session_state(child.as_ref()))
 }
 
 /// The session's `floe.single_task_max_scan_bytes`.
