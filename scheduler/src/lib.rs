@@ -15,6 +15,7 @@ pub mod control;
 pub mod error;
 pub mod planner;
 pub mod query;
+pub mod semi_join_reduction;
 pub mod service;
 pub mod single_task;
 pub mod state;

@@ -38,11 +38,13 @@ use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMerge
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, displayable};
 use floe_core::iceberg::scan::IcebergScanExec;
+use floe_core::options::FloeOptions;
 use floe_core::shuffle::{
     ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec,
 };
 
 use crate::error::{Result, SchedulerError};
+use crate::semi_join_reduction::reduce_semi_joins;
 use crate::single_task;
 
 /// One stage of a job.
@@ -112,6 +114,25 @@ impl StageGraph {
     }
 }
 
+/// The session's limits on how a plan is cut ([`floe_core::options::FloeOptions`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanLimits {
+    /// `floe.single_task_max_scan_bytes`: a plan reading at most this runs as one task.
+    pub single_task_max_scan_bytes: u64,
+    /// `floe.semi_join_reduction_max_scan_bytes`: largest reducer of a semi-join reduction.
+    pub semi_join_reduction_max_scan_bytes: u64,
+}
+
+impl PlanLimits {
+    /// The limits set in `options`.
+    pub fn of(options: &FloeOptions) -> Self {
+        Self {
+            single_task_max_scan_bytes: options.single_task_max_scan_bytes,
+            semi_join_reduction_max_scan_bytes: options.semi_join_reduction_max_scan_bytes,
+        }
+    }
+}
+
 /// Cuts plans into stages; see the module docs.
 #[derive(Debug, Default)]
 pub struct StagePlanner {
@@ -121,11 +142,12 @@ pub struct StagePlanner {
 
 impl StagePlanner {
     /// Plans `plan` as the stages of job `job_id`: one stage of one task when its scans read
-    /// at most `single_task_max_scan_bytes` ([`crate::single_task`]; 0: always stages).
+    /// at most `limits.single_task_max_scan_bytes` ([`crate::single_task`]; 0: always
+    /// stages), else stages with semi-join reductions ([`crate::semi_join_reduction`]).
     pub fn plan(
         job_id: &str,
         plan: Arc<dyn ExecutionPlan>,
-        single_task_max_scan_bytes: u64,
+        limits: PlanLimits,
     ) -> Result<StageGraph> {
         let mut planner = Self {
             stages: Vec::new(),
@@ -134,12 +156,13 @@ impl StagePlanner {
         // Build sides that are joins, or that one partition's probe would keep whole, are as
         // slow in one process as on a cluster (TPC-DS q06, q99), so one task gets them too.
         let plan = make_build_sides_safe(keep_empty_filter_projections(plan)?)?;
-        if single_task::runs_as_one_task(plan.as_ref(), single_task_max_scan_bytes) {
+        if single_task::runs_as_one_task(plan.as_ref(), limits.single_task_max_scan_bytes) {
             planner.add_stage(single_task::one_task_plan(plan), None)?;
             return Ok(StageGraph {
                 stages: planner.stages,
             });
         }
+        let plan = reduce_semi_joins(plan, limits.semi_join_reduction_max_scan_bytes)?;
         let root = planner.cut(plan)?;
         planner.add_stage(root, None)?;
         Ok(StageGraph {

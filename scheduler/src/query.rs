@@ -34,13 +34,13 @@ use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
-use floe_core::options::{DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES, FloeOptions, is_floe_option};
+use floe_core::options::{FloeOptions, is_floe_option};
 use floe_core::shuffle::MAX_CONCURRENT_SHUFFLE_FETCHES;
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
 use floe_core::status::CodedError;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::planner::StagePlanner;
+use crate::planner::{PlanLimits, StagePlanner};
 use crate::state::{ClusterState, JobOutcome, JobResult};
 
 tokio::task_local! {
@@ -94,14 +94,14 @@ impl QueryPlanner for DistributedQueryPlanner {
         logical_plan: &LogicalPlan,
         session_state: &SessionState,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let single_task_max_scan_bytes = single_task_max_scan_bytes(session_state.config());
+        let limits = plan_limits(session_state.config());
         let planning_started = Instant::now();
         let planner = DefaultPhysicalPlanner::default();
         let plan = planner
             .create_physical_plan(logical_plan, session_state)
             .await?;
         let settings = RunSettings {
-            single_task_max_scan_bytes,
+            limits,
             physical_planning: planning_started.elapsed(),
         };
         if let (LogicalPlan::Explain(explain), Some(explain_exec)) =
@@ -110,7 +110,7 @@ impl QueryPlanner for DistributedQueryPlanner {
             let input = planner
                 .create_physical_plan(&explain.plan, session_state)
                 .await?;
-            let graph = StagePlanner::plan("explain", input, single_task_max_scan_bytes)?;
+            let graph = StagePlanner::plan("explain", input, limits)?;
             let plans = explain_exec
                 .stringified_plans()
                 .iter()
@@ -134,8 +134,8 @@ impl QueryPlanner for DistributedQueryPlanner {
 /// How a plan runs on the cluster, from the session that planned it.
 #[derive(Debug, Clone, Copy)]
 struct RunSettings {
-    /// `floe.single_task_max_scan_bytes`.
-    single_task_max_scan_bytes: u64,
+    /// The session's `floe.*` limits on cutting the plan.
+    limits: PlanLimits,
     /// DataFusion's physical planning (scans plan their files from manifests here).
     physical_planning: Duration,
 }
@@ -163,15 +163,12 @@ fn reads_session_state(plan: &dyn ExecutionPlan) -> bool {
             .any(|child| reads_session_state(child.as_ref()))
 }
 
-/// The session's `floe.single_task_max_scan_bytes`.
-fn single_task_max_scan_bytes(config: &SessionConfig) -> u64 {
-    config
-        .options()
-        .extensions
-        .get::<FloeOptions>()
-        .map_or(DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES, |options| {
-            options.single_task_max_scan_bytes
-        })
+/// The session's `floe.*` limits on cutting plans (the defaults if it has none).
+fn plan_limits(config: &SessionConfig) -> PlanLimits {
+    match config.options().extensions.get::<FloeOptions>() {
+        Some(options) => PlanLimits::of(options),
+        None => PlanLimits::of(&FloeOptions::default()),
+    }
 }
 
 /// Runs a plan as a job on the cluster; see the module docs.
@@ -213,13 +210,9 @@ impl DistributedQueryExec {
 impl DistributedQueryExec {
     /// The stage DAG as text; planned only when shown.
     fn stages_text(&self) -> String {
-        StagePlanner::plan(
-            "explain",
-            Arc::clone(&self.plan),
-            self.settings.single_task_max_scan_bytes,
-        )
-        .map(|graph| graph.display().trim_end().to_string())
-        .unwrap_or_else(|e| format!("(stages cannot be planned: {e})"))
+        StagePlanner::plan("explain", Arc::clone(&self.plan), self.settings.limits)
+            .map(|graph| graph.display().trim_end().to_string())
+            .unwrap_or_else(|e| format!("(stages cannot be planned: {e})"))
     }
 }
 
@@ -298,11 +291,7 @@ impl ExecutionPlan for DistributedQueryExec {
         }
         let job_id = uuid::Uuid::new_v4().simple().to_string();
         let stage_planning_started = Instant::now();
-        let graph = StagePlanner::plan(
-            &job_id,
-            Arc::clone(&self.plan),
-            self.settings.single_task_max_scan_bytes,
-        )?;
+        let graph = StagePlanner::plan(&job_id, Arc::clone(&self.plan), self.settings.limits)?;
         let stage_planning = stage_planning_started.elapsed();
         let query_id = CURRENT_QUERY.try_with(Clone::clone).ok();
         let options: HashMap<String, String> = context
