@@ -162,7 +162,9 @@ impl StagePlanner {
                 stages: planner.stages,
             });
         }
-        let plan = reduce_semi_joins(plan, limits.semi_join_reduction_max_scan_bytes)?;
+        // An optimization never fails a query: a plan the reduction cannot rewrite runs as is.
+        let plan = reduce_semi_joins(Arc::clone(&plan), limits.semi_join_reduction_max_scan_bytes)
+            .unwrap_or(plan);
         let root = planner.cut(plan)?;
         planner.add_stage(root, None)?;
         Ok(StageGraph {
