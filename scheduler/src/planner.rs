@@ -121,6 +121,8 @@ pub struct PlanLimits {
     pub single_task_max_scan_bytes: u64,
     /// `floe.semi_join_reduction_max_scan_bytes`: largest reducer of a semi-join reduction.
     pub semi_join_reduction_max_scan_bytes: u64,
+    /// `floe.broadcast_max_scan_bytes`: largest table broadcast in place of a join's output.
+    pub broadcast_max_scan_bytes: u64,
 }
 
 impl PlanLimits {
@@ -129,6 +131,7 @@ impl PlanLimits {
         Self {
             single_task_max_scan_bytes: options.single_task_max_scan_bytes,
             semi_join_reduction_max_scan_bytes: options.semi_join_reduction_max_scan_bytes,
+            broadcast_max_scan_bytes: options.broadcast_max_scan_bytes,
         }
     }
 }
@@ -155,7 +158,10 @@ impl StagePlanner {
         };
         // Build sides that are joins, or that one partition's probe would keep whole, are as
         // slow in one process as on a cluster (TPC-DS q06, q99), so one task gets them too.
-        let plan = make_build_sides_safe(keep_empty_filter_projections(plan)?)?;
+        let plan = make_build_sides_safe(
+            keep_empty_filter_projections(plan)?,
+            limits.broadcast_max_scan_bytes,
+        )?;
         if single_task::runs_as_one_task(plan.as_ref(), limits.single_task_max_scan_bytes) {
             planner.add_stage(single_task::one_task_plan(plan), None)?;
             return Ok(StageGraph {
@@ -328,12 +334,17 @@ fn contains_join(plan: &dyn ExecutionPlan) -> bool {
 }
 
 /// Re-plans joins that would be wrong with one build-side copy per task, and joins whose build
-/// side is itself a join (see [`contains_join`]); see the module docs.
-fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+/// side is itself a join (see [`contains_join`]): the other input, a table, is broadcast
+/// instead when its scans read at most `broadcast_max_scan_bytes`, else both inputs are
+/// hash-partitioned. See the module docs.
+fn make_build_sides_safe(
+    plan: Arc<dyn ExecutionPlan>,
+    broadcast_max_scan_bytes: u64,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let children = plan
         .children()
         .into_iter()
-        .map(|child| make_build_sides_safe(Arc::clone(child)))
+        .map(|child| make_build_sides_safe(Arc::clone(child), broadcast_max_scan_bytes))
         .collect::<Result<Vec<_>>>()?;
     let plan = if children.is_empty() {
         plan
@@ -350,6 +361,8 @@ fn make_build_sides_safe(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Executi
             && *join.join_type() == JoinType::Inner
             && contains_join(join.left().as_ref())
             && !contains_join(join.right().as_ref())
+            && single_task::scan_bytes(join.right().as_ref())
+                .is_some_and(|bytes| bytes <= broadcast_max_scan_bytes)
         {
             // The estimate put the joined rows on the build side; one table's rows are the
             // better guess for a broadcast, and keep the joined rows where they are. Also with
