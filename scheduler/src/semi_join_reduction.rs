@@ -10,19 +10,23 @@
 //! the same effect in the plan: for an inner equi-join one of whose inputs (the *reducer*) is a
 //! filtered scan of a small table, the reducer's plan is copied below the exchange on the
 //! other side as a `RightSemi` hash join right above the scan that produces the key column.
-//! Rows whose key the reducer does not hold are dropped where they are read.
+//! Rows whose key the reducer does not hold are dropped where they are read. A semi join
+//! (`IN (SELECT ...)`) reduces likewise the input whose rows it keeps.
 //!
-//! It is correct because an inner equi-join drops such rows anyway, and so does every join
-//! between the scan and that one as long as the column reaches it unchanged: the key column is
-//! followed down only through operators that pass a row's value through as it is (projections
-//! of a plain column, filters, inner and semi joins, exchanges) and never through one that
-//! makes new rows from several (aggregates), that keeps unmatched rows (outer joins) or that
-//! stops after a number of rows (a `fetch`).
+//! It is correct because the join drops such rows anyway, and so does every operator between
+//! the scan and that join as long as the column reaches it unchanged: the key column is
+//! followed down only through operators that emit each row with the value it read (projections
+//! of a plain column, filters, exchanges, inner, semi and anti joins, and the preserved side of
+//! a one-sided outer join), so dropping a row there drops only output rows with the same key.
+//! It never goes through one that makes new rows from several (aggregates), emits the other
+//! side's unmatched rows (a full join, an outer join's null-supplying side) or stops after a
+//! number of rows (a `fetch`).
 //!
-//! A reducer is a chain of scan, filters and projections (exchanges removed) whose scans read
-//! at most `floe.semi_join_reduction_max_scan_bytes`, and which filters something; every task
-//! below the exchange reads it again (or, when it has several partitions, it becomes a small
-//! stage of its own that every executor fetches once).
+//! A reducer is a plan of scans, filters, projections and broadcast (`CollectLeft`) inner or
+//! semi joins (exchanges removed) whose scans read at most
+//! `floe.semi_join_reduction_max_scan_bytes`, and which filters something; every task below
+//! the exchange reads it again (or, when it has several partitions, it becomes a small stage
+//! of its own that every executor fetches once).
 
 use std::sync::Arc;
 
@@ -60,14 +64,20 @@ pub fn reduce_semi_joins(
     let Some(join) = plan.as_any().downcast_ref::<HashJoinExec>() else {
         return Ok(plan);
     };
-    if *join.join_type() != JoinType::Inner
-        || join.null_equality() != NullEquality::NullEqualsNothing
-    {
+    if join.null_equality() != NullEquality::NullEqualsNothing {
         return Ok(plan);
     }
+    // Which input may filter which: both ways for an inner join; a semi join's filtering
+    // input filters the input whose rows it keeps.
+    let directions: &[(Side, Side)] = match join.join_type() {
+        JoinType::Inner => &[(Side::Left, Side::Right), (Side::Right, Side::Left)],
+        JoinType::RightSemi => &[(Side::Left, Side::Right)],
+        JoinType::LeftSemi => &[(Side::Right, Side::Left)],
+        _ => return Ok(plan),
+    };
     let (mut left, mut right) = (Arc::clone(join.left()), Arc::clone(join.right()));
     let mut changed = false;
-    for (reducer_side, target_side) in [(Side::Left, Side::Right), (Side::Right, Side::Left)] {
+    for &(reducer_side, target_side) in directions {
         let (reducer_input, target_input) = match reducer_side {
             Side::Left => (&left, &mut right),
             Side::Right => (&right, &mut left),
@@ -116,15 +126,15 @@ enum Side {
 
 /// A join input cheap and selective enough to filter the other input with.
 struct Reducer {
-    /// The input without its exchanges: scan, filters and projections.
+    /// The input without its exchanges.
     plan: Arc<dyn ExecutionPlan>,
     /// Bytes its scans read ([`single_task::scan_bytes`]).
     bytes: u64,
 }
 
 impl Reducer {
-    /// `input` as a reducer, if it is a filtered chain of scan, filters and projections whose
-    /// scans read at most `max_scan_bytes`.
+    /// `input` as a reducer, if it is a filtered plan of scans, filters, projections and
+    /// broadcast joins whose scans read at most `max_scan_bytes`.
     fn of(input: &Arc<dyn ExecutionPlan>, max_scan_bytes: u64) -> Option<Self> {
         let mut filters = false;
         let plan = without_exchanges(input, &mut filters)?;
@@ -133,9 +143,9 @@ impl Reducer {
     }
 }
 
-/// `plan` with its exchanges removed (they do not change which rows it
-/// produces), if it is a chain down to one leaf of scan, filters and projections; `filters`
-/// is set when a filter is among them.
+/// `plan` with its exchanges removed (they do not change which rows it produces), if it is
+/// made of scans, filters, projections and broadcast joins ([`reducer_join`]); `filters` is
+/// set when a filter is among them.
 fn without_exchanges(
     plan: &Arc<dyn ExecutionPlan>,
     filters: &mut bool,
@@ -144,6 +154,9 @@ fn without_exchanges(
     let children = plan.children();
     if children.is_empty() {
         return Some(Arc::clone(plan));
+    }
+    if let Some(join) = any.downcast_ref::<HashJoinExec>() {
+        return reducer_join(join, filters);
     }
     let [child] = children.as_slice() else {
         return None;
@@ -165,6 +178,35 @@ fn without_exchanges(
     *filters |= any.is::<FilterExec>();
     let child = without_exchanges(child, filters)?;
     Arc::clone(plan).with_new_children(vec![child]).ok()
+}
+
+/// A broadcast hash join inside a reducer (TPC-DS q58's `d_week_seq = (SELECT ...)` over
+/// `date_dim`) with its inputs' exchanges removed; its build side is merged again when it has
+/// several partitions, as a `CollectLeft` join needs. Partitioned joins are refused: without
+/// their exchanges their inputs would no longer be partitioned alike.
+fn reducer_join(join: &HashJoinExec, filters: &mut bool) -> Option<Arc<dyn ExecutionPlan>> {
+    let joins_rows_it_reads = matches!(
+        join.join_type(),
+        JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+    );
+    if *join.partition_mode() != PartitionMode::CollectLeft
+        || !joins_rows_it_reads
+        || join.fetch().is_some()
+    {
+        return None;
+    }
+    let mut build = without_exchanges(join.left(), filters)?;
+    if build.output_partitioning().partition_count() > 1 {
+        build = Arc::new(CoalescePartitionsExec::new(build));
+    }
+    let probe = without_exchanges(join.right(), filters)?;
+    join.builder()
+        .with_new_children(vec![build, probe])
+        .ok()?
+        .reset_state()
+        .recompute_properties()
+        .build_exec()
+        .ok()
 }
 
 /// The reducer and its join key column.
@@ -242,8 +284,15 @@ fn source_of(plan: &dyn ExecutionPlan, column: usize) -> Option<(usize, usize, b
     match join.join_type() {
         JoinType::Inner if column < left_columns => Some((0, column, false)),
         JoinType::Inner => Some((1, column - left_columns, false)),
-        JoinType::LeftSemi => Some((0, column, false)),
-        JoinType::RightSemi => Some((1, column, false)),
+        // Each output row of these carries the columns of one row of the input it keeps
+        // (all of them, or its unmatched ones), so dropping that input's rows whose key the
+        // reducer lacks drops only output rows with that key.
+        JoinType::LeftSemi | JoinType::LeftAnti => Some((0, column, false)),
+        JoinType::RightSemi | JoinType::RightAnti => Some((1, column, false)),
+        // An outer join's preserved side, likewise: the other side's rows that lose their
+        // partner are not emitted by a one-sided outer join.
+        JoinType::Left if column < left_columns => Some((0, column, false)),
+        JoinType::Right if column >= left_columns => Some((1, column - left_columns, false)),
         _ => None,
     }
 }
