@@ -17,7 +17,10 @@ const TABLE_ROWS: u64 = 10_000;
 
 const STATEMENTS: [(&str, &str); 2] = [
     ("select_1", "SELECT 1"),
-    ("one_table_aggregate", "SELECT k, count(*), sum(v) FROM t GROUP BY k"),
+    (
+        "one_table_aggregate",
+        "SELECT k, count(*), sum(v) FROM t GROUP BY k",
+    ),
 ];
 
 fn fixed_cost(c: &mut Criterion) {
