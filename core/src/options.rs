@@ -4,7 +4,11 @@
 //! They are read where the scheduler decides how to run a plan; executors never see them (the
 //! scheduler sends tasks only the `datafusion.*` options).
 
-use datafusion::common::config::ConfigExtension;
+use std::any::Any;
+use std::ops::{Deref, DerefMut};
+
+use datafusion::common::Result;
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::extensions_options;
 
 /// Scan size up to which a query runs as one task by default: 16 MiB for each of 16 partitions,
@@ -26,8 +30,8 @@ pub const DEFAULT_SEMI_JOIN_REDUCTION_MAX_SCAN_BYTES: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_BROADCAST_MAX_SCAN_BYTES: u64 = 32 * 1024 * 1024;
 
 extensions_options! {
-    /// Floe's session options (prefix `floe`).
-    pub struct FloeOptions {
+    /// The fields of [`FloeOptions`].
+    pub struct FloeSettings {
         /// A query whose scans read at most this many bytes runs whole as one task on one
         /// executor, its exchanges in that executor's memory, instead of as stages. Bytes are
         /// estimated after pruning: each file once, times the share of columns projected.
@@ -44,12 +48,55 @@ extensions_options! {
     }
 }
 
-impl ConfigExtension for FloeOptions {
-    const PREFIX: &'static str = "floe";
+/// Floe's session options (prefix `floe`): [`FloeSettings`] as a DataFusion config extension
+/// whose entries carry their prefix. DataFusion lists an extension's entries without it, so
+/// `SHOW floe.single_task_max_scan_bytes` would be refused and `SHOW ALL` would list bare names.
+#[derive(Debug, Clone, Default)]
+pub struct FloeOptions(pub FloeSettings);
+
+impl Deref for FloeOptions {
+    type Target = FloeSettings;
+
+    fn deref(&self) -> &FloeSettings {
+        &self.0
+    }
 }
 
-/// Whether `key` is one of Floe's options rather than DataFusion's.
-pub fn is_floe_option(key: &str) -> bool {
-    key.strip_prefix(FloeOptions::PREFIX)
-        .is_some_and(|rest| rest.starts_with('.'))
+impl DerefMut for FloeOptions {
+    fn deref_mut(&mut self) -> &mut FloeSettings {
+        &mut self.0
+    }
+}
+
+impl ExtensionOptions for FloeOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        self.0.set(key, value)
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        self.0
+            .entries()
+            .into_iter()
+            .map(|entry| ConfigEntry {
+                key: format!("{}.{}", Self::PREFIX, entry.key),
+                ..entry
+            })
+            .collect()
+    }
+}
+
+impl ConfigExtension for FloeOptions {
+    const PREFIX: &'static str = "floe";
 }

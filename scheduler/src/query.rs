@@ -34,7 +34,7 @@ use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
-use floe_core::options::{FloeOptions, is_floe_option};
+use floe_core::options::FloeOptions;
 use floe_core::shuffle::MAX_CONCURRENT_SHUFFLE_FETCHES;
 use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
 use floe_core::status::CodedError;
@@ -299,8 +299,9 @@ impl ExecutionPlan for DistributedQueryExec {
             .options()
             .entries()
             .into_iter()
-            // Floe's own options are the scheduler's; executors run DataFusion's.
-            .filter(|entry| !is_floe_option(&entry.key))
+            // Floe's own options (and any other extension's) are the scheduler's; executors
+            // run DataFusion's.
+            .filter(|entry| entry.key.starts_with("datafusion."))
             .filter_map(|entry| entry.value.map(|value| (entry.key, value)))
             .collect();
         let cluster = Arc::clone(&self.cluster);

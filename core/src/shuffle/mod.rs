@@ -2,7 +2,7 @@
 //!
 //! A stage ends in a [`ShuffleWriterExec`]: each task writes all its output partitions into one
 //! file of Arrow IPC stream chunks under the executor's work dir, `{job}/{stage}/{map
-//! partition}.arrow`, and reports each partition's byte ranges ([`task_file`]). The next stage
+//! partition}-{run id}.arrow` (a relaunched task never overwrites a file), and reports each partition's byte ranges ([`task_file`]). The next stage
 //! starts with a [`ShuffleReaderExec`] that knows, per output partition, every file and range
 //! that holds rows for it ([`ShuffleLocation`]). A reader opens files of its own executor
 //! directly and fetches the others with Arrow Flight `do_get` ([`flight`]), all producers at once

@@ -110,9 +110,12 @@ impl ShuffleWriterExec {
         let bytes_written = MetricBuilder::new(&self.metrics).counter("bytes_written", partition);
         let repart_time = MetricBuilder::new(&self.metrics).subset_time("repart_time", partition);
 
+        // A name of its own per run of the task: a relaunch never truncates a file that an
+        // earlier, aborted run may still be writing, or that a report already points into.
+        let name = format!("{partition}-{}.arrow", uuid::Uuid::new_v4().simple());
         let mut file = TaskFileWriter::new(
-            dir.join(format!("{partition}.arrow")),
-            format!("{relative_dir}/{partition}.arrow"),
+            dir.join(&name),
+            format!("{relative_dir}/{name}"),
             self.input.schema(),
             self.output_partition_count(),
         );
