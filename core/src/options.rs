@@ -37,9 +37,9 @@ extensions_options! {
         /// estimated after pruning: each file once, times the share of columns projected.
         /// 0 sends every query through stages.
         pub single_task_max_scan_bytes: u64, default = DEFAULT_SINGLE_TASK_MAX_SCAN_BYTES
-        /// On a plan run in stages, an inner join input that is a filtered scan reading at
-        /// most this many bytes also filters the join's other input below its exchange, so
-        /// rows without a partner are not shuffled (semi-join reduction). 0 turns it off.
+        /// On a plan run in stages, a filtered join input whose scans read at most this many
+        /// bytes also filters the join's other input below its exchange, so rows without a
+        /// partner are not shuffled (semi-join reduction). 0 turns it off.
         pub semi_join_reduction_max_scan_bytes: u64, default = DEFAULT_SEMI_JOIN_REDUCTION_MAX_SCAN_BYTES
         /// On a plan run in stages, an inner join of a table with the output of other joins
         /// broadcasts the table to every task when its scans read at most this many bytes;

@@ -27,7 +27,8 @@ use std::sync::Arc;
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::physical_expr::Partitioning;
+use datafusion::physical_expr::expressions::UnKnownColumn;
+use datafusion::physical_expr::{Distribution, Partitioning};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec, PartitionMode};
@@ -381,7 +382,7 @@ fn make_build_sides_safe(
             // The join's consumer was planned for its old partition count (a `CollectLeft`
             // parent needs one); the joined rows may have more partitions than the table had.
             if partitions == probe_partitions {
-                return Ok(swapped);
+                return keep_hash_partitioning(&plan, swapped);
             }
             if probe_partitions == 1 {
                 return Ok(Arc::new(CoalescePartitionsExec::new(swapped)));
@@ -396,7 +397,8 @@ fn make_build_sides_safe(
                 // NOT IN semantics need every probe row in one place: run the join as one task.
                 let probe = Arc::new(CoalescePartitionsExec::new(Arc::clone(join.right())));
                 let build = Arc::clone(join.left());
-                return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
+                let one_task = Arc::clone(&plan).with_new_children(vec![build, probe])?;
+                return keep_hash_partitioning(&plan, one_task);
             }
             let build = below_coalesce(join.left())?;
             let (left_keys, right_keys): (Vec<_>, Vec<_>) = join
@@ -412,13 +414,14 @@ fn make_build_sides_safe(
                 Arc::clone(join.right()),
                 Partitioning::Hash(right_keys, probe_partitions),
             )?);
-            return Ok(join
+            let partitioned = join
                 .builder()
                 .with_partition_mode(PartitionMode::Partitioned)
                 .with_new_children(vec![left, right])?
                 .reset_state()
                 .recompute_properties()
-                .build_exec()?);
+                .build_exec()?;
+            return keep_hash_partitioning(&plan, partitioned);
         }
     }
     if let Some(join) = plan.as_any().downcast_ref::<NestedLoopJoinExec>()
@@ -430,6 +433,44 @@ fn make_build_sides_safe(
         return Ok(Arc::clone(&plan).with_new_children(vec![build, probe])?);
     }
     Ok(plan)
+}
+
+/// `rewritten`, a join re-planned in place of `original`, with the hash partitioning `original`
+/// had restored when the rewrite lost it: the plan above was optimized for that partitioning,
+/// and an operator there (a final aggregate, a partitioned join) may rely on it without an
+/// exchange of its own. A `CollectLeft` join passes its probe side's partitioning on; the
+/// re-planned join partitions by its own keys or runs as one task.
+fn keep_hash_partitioning(
+    original: &Arc<dyn ExecutionPlan>,
+    rewritten: Arc<dyn ExecutionPlan>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let wanted = original.output_partitioning();
+    let Partitioning::Hash(exprs, _) = wanted else {
+        return Ok(rewritten);
+    };
+    // A partitioning on columns the join projects away (`UnKnownColumn`) is one nothing above
+    // can rely on, nor can it be restored.
+    let unknown = exprs.iter().any(|expr| {
+        expr.exists(|e| Ok(e.as_any().is::<UnKnownColumn>()))
+            .unwrap_or(true)
+    });
+    // Hash on a column the join made equal to the wanted one (its other key) is as good.
+    let kept = rewritten.output_partitioning().partition_count() == wanted.partition_count()
+        && rewritten
+            .output_partitioning()
+            .satisfaction(
+                &Distribution::HashPartitioned(exprs.clone()),
+                rewritten.equivalence_properties(),
+                false,
+            )
+            .is_satisfied();
+    if unknown || kept {
+        return Ok(rewritten);
+    }
+    Ok(Arc::new(RepartitionExec::try_new(
+        rewritten,
+        wanted.clone(),
+    )?))
 }
 
 /// A broadcast join whose probe side was merged into one partition (JoinSelection swaps a

@@ -22,8 +22,10 @@
 //! side's unmatched rows (a full join, an outer join's null-supplying side) or stops after a
 //! number of rows (a `fetch`).
 //!
-//! A reducer is a plan of scans, filters, projections and broadcast (`CollectLeft`) inner or
-//! semi joins (exchanges removed) whose scans read at most
+//! The copy must keep exactly the keys the original input keeps, so a reducer is a plan of
+//! scans, filters, projections and broadcast (`CollectLeft`) inner or semi joins (exchanges
+//! removed) with no volatile expression (`random()` would pick other rows the second time),
+//! whose scans read at most
 //! `floe.semi_join_reduction_max_scan_bytes`, and which filters something; every task below
 //! the exchange reads it again (or, when it has several partitions, it becomes a small stage
 //! of its own that every executor fetches once).
@@ -32,6 +34,7 @@ use std::sync::Arc;
 
 use datafusion::common::{JoinType, NullEquality};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
@@ -168,10 +171,12 @@ fn without_exchanges(
     {
         return without_exchanges(child, filters);
     }
-    let passes_through = any.is::<ProjectionExec>()
+    let passes_through = any
+        .downcast_ref::<ProjectionExec>()
+        .is_some_and(|projection| projection.expr().iter().all(|e| !is_volatile(&e.expr)))
         || any
             .downcast_ref::<FilterExec>()
-            .is_some_and(|filter| filter.fetch().is_none());
+            .is_some_and(|filter| filter.fetch().is_none() && !is_volatile(filter.predicate()));
     if !passes_through {
         return None;
     }
@@ -189,9 +194,17 @@ fn reducer_join(join: &HashJoinExec, filters: &mut bool) -> Option<Arc<dyn Execu
         join.join_type(),
         JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
     );
+    let volatile = join
+        .on()
+        .iter()
+        .any(|(left, right)| is_volatile(left) || is_volatile(right))
+        || join
+            .filter()
+            .is_some_and(|filter| is_volatile(filter.expression()));
     if *join.partition_mode() != PartitionMode::CollectLeft
         || !joins_rows_it_reads
         || join.fetch().is_some()
+        || volatile
     {
         return None;
     }
