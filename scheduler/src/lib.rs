@@ -11,6 +11,7 @@
 //! Embedding: [`Scheduler::start`] binds (port 0 picks a free port) and returns the bound
 //! address, which is how the `floe` shell runs a scheduler and executors in one process.
 
+pub mod build_sides;
 pub mod control;
 pub mod error;
 pub mod planner;
