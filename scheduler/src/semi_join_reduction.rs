@@ -24,11 +24,10 @@
 //!
 //! The copy must keep exactly the keys the original input keeps, so a reducer is a plan of
 //! scans, filters, projections and broadcast (`CollectLeft`) inner or semi joins (exchanges
-//! removed) with no volatile expression (`random()` would pick other rows the second time),
-//! whose scans read at most
-//! `floe.semi_join_reduction_max_scan_bytes`, and which filters something; every task below
-//! the exchange reads it again (or, when it has several partitions, it becomes a small stage
-//! of its own that every executor fetches once).
+//! removed) with no volatile expression (`random()` would pick other rows the second time).
+//! Its scans read at most `floe.semi_join_reduction_max_scan_bytes`, and it filters
+//! something. Every task below the exchange reads it again (or, when it has several
+//! partitions, it becomes a small stage of its own that every executor fetches once).
 
 use std::sync::Arc;
 
