@@ -337,3 +337,47 @@ fn semi_join(
         false,
     )?))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::DFSchema;
+    use datafusion::datasource::memory::MemorySourceConfig;
+    use datafusion::execution::context::ExecutionProps;
+    use datafusion::functions::math::expr_fn::random;
+    use datafusion::logical_expr::{Expr, col, lit};
+    use datafusion::physical_expr::create_physical_expr;
+
+    use super::*;
+
+    /// `SELECT id FROM (VALUES 1, 2, 3) WHERE <predicate>` as a physical plan.
+    fn filtered_rows(predicate: Expr) -> Arc<dyn ExecutionPlan> {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let rows = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let scan =
+            MemorySourceConfig::try_new_exec(&[vec![rows]], Arc::clone(&schema), None).unwrap();
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).unwrap();
+        let predicate =
+            create_physical_expr(&predicate, &df_schema, &ExecutionProps::new()).unwrap();
+        Arc::new(FilterExec::try_new(predicate, scan).unwrap())
+    }
+
+    #[test]
+    fn only_deterministic_filtered_inputs_are_reducers() {
+        let deterministic = filtered_rows(col("id").gt(lit(1i64)));
+        assert!(Reducer::of(&deterministic, 1024).is_some());
+        // Run twice, `random()` would keep other keys in the copy than in the original input.
+        let sampled = filtered_rows(random().lt(lit(0.5)));
+        assert!(Reducer::of(&sampled, 1024).is_none());
+        // Without a filter the copy would keep every key: nothing to gain.
+        let unfiltered = Arc::clone(deterministic.children()[0]);
+        assert!(Reducer::of(&unfiltered, 1024).is_none());
+    }
+}
