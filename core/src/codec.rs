@@ -24,6 +24,7 @@ use datafusion_proto::physical_plan::{DefaultPhysicalProtoConverter, PhysicalExt
 use datafusion_proto::protobuf;
 use prost::Message;
 
+use crate::iceberg::deletes::{DeleteFile, DeleteKind};
 use crate::iceberg::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use crate::shuffle::{ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
 
@@ -181,6 +182,29 @@ pub struct IcebergScanNode {
     /// The reader may reorder its row filters.
     #[prost(bool, tag = "14")]
     pub reorder_filters: bool,
+    /// Row-level delete files, each once; data files refer to them by index.
+    #[prost(message, repeated, tag = "15")]
+    pub delete_files: Vec<DeleteFileNode>,
+}
+
+/// Wire form of a [`DeleteFile`].
+#[derive(Clone, PartialEq, Message)]
+pub struct DeleteFileNode {
+    /// Location as the manifest writes it.
+    #[prost(string, tag = "1")]
+    pub location: String,
+    /// Size in bytes.
+    #[prost(uint64, tag = "2")]
+    pub size_bytes: u64,
+    /// Field ids compared by an equality delete file (empty otherwise).
+    #[prost(int32, repeated, tag = "3")]
+    pub equality_field_ids: Vec<i32>,
+    /// A deletion vector's blob offset in its Puffin file.
+    #[prost(uint64, optional, tag = "4")]
+    pub vector_offset: Option<u64>,
+    /// A deletion vector's blob length.
+    #[prost(uint64, optional, tag = "5")]
+    pub vector_length: Option<u64>,
 }
 
 /// The files of one partition.
@@ -212,6 +236,44 @@ pub struct ScanFileNode {
     /// End (exclusive) of the range read, when the file is split.
     #[prost(uint64, optional, tag = "6")]
     pub range_end: Option<u64>,
+    /// Location as the manifest writes it.
+    #[prost(string, tag = "7")]
+    pub location: String,
+    /// Indices of the scan's delete files this file applies.
+    #[prost(uint32, repeated, tag = "8")]
+    pub deletes: Vec<u32>,
+}
+
+fn encode_delete_file(file: &DeleteFile) -> DeleteFileNode {
+    let mut node = DeleteFileNode {
+        location: file.location.clone(),
+        size_bytes: file.size_bytes,
+        ..DeleteFileNode::default()
+    };
+    match &file.kind {
+        DeleteKind::Positions => {}
+        DeleteKind::Equality { field_ids } => node.equality_field_ids = field_ids.clone(),
+        DeleteKind::Vector { offset, length } => {
+            node.vector_offset = Some(*offset);
+            node.vector_length = Some(*length);
+        }
+    }
+    node
+}
+
+fn decode_delete_file(node: DeleteFileNode) -> DeleteFile {
+    let kind = match (node.vector_offset, node.vector_length) {
+        (Some(offset), Some(length)) => DeleteKind::Vector { offset, length },
+        _ if !node.equality_field_ids.is_empty() => DeleteKind::Equality {
+            field_ids: node.equality_field_ids,
+        },
+        _ => DeleteKind::Positions,
+    };
+    DeleteFile {
+        location: node.location,
+        size_bytes: node.size_bytes,
+        kind,
+    }
 }
 
 /// Floe's extension codec; see the module docs.
@@ -327,6 +389,8 @@ impl FloePhysicalCodec {
                                 record_count: f.record_count,
                                 statistics,
                                 range: f.range_start.zip(f.range_end).map(|(s, e)| s..e),
+                                location: f.location,
+                                deletes: f.deletes,
                             })
                         })
                         .collect::<Result<Vec<_>>>()
@@ -341,6 +405,7 @@ impl FloePhysicalCodec {
             limit: node.limit.map(|l| l as usize),
             batch_size: node.batch_size as usize,
             files_in_snapshot: node.files_in_snapshot,
+            delete_files: node.delete_files.into_iter().map(decode_delete_file).collect(),
         };
         Ok(Arc::new(IcebergScanExec::try_new(
             spec,
@@ -373,6 +438,8 @@ impl FloePhysicalCodec {
                             statistics: f.statistics.as_deref().map(Into::into),
                             range_start: f.range.as_ref().map(|r| r.start),
                             range_end: f.range.as_ref().map(|r| r.end),
+                            location: f.location.clone(),
+                            deletes: f.deletes.clone(),
                         })
                         .collect(),
                 })
@@ -394,6 +461,7 @@ impl FloePhysicalCodec {
             limit: spec.limit.map(|l| l as u64),
             batch_size: spec.batch_size as u64,
             files_in_snapshot: spec.files_in_snapshot,
+            delete_files: spec.delete_files.iter().map(encode_delete_file).collect(),
         })
     }
 

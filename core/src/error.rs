@@ -66,6 +66,12 @@ pub enum FloeError {
     },
 }
 
+impl From<arrow::error::ArrowError> for FloeError {
+    fn from(err: arrow::error::ArrowError) -> Self {
+        Self::DataFusion(DataFusionError::from(err))
+    }
+}
+
 impl FloeError {
     /// Shorthand for [`FloeError::Plan`].
     pub fn plan(message: impl Into<String>) -> Self {

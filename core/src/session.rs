@@ -372,6 +372,7 @@ impl FloeSession {
 
     /// DataFusion's logical plan for `statement`, as `SessionContext::sql` makes it from text.
     async fn plan(&self, statement: DFStatement) -> Result<DataFrame> {
+        refuse_unresolved_versions(&statement)?;
         let planned = async {
             let plan = self.ctx.state().statement_to_plan(statement).await?;
             self.ctx.execute_logical_plan(plan).await
@@ -382,4 +383,20 @@ impl FloeSession {
             Err(err) => Err(self.explain_missing(err).await),
         }
     }
+}
+
+/// Refuses a time-travel clause that reached the AST unresolved (see
+/// [`crate::sql::time_travel`]).
+fn refuse_unresolved_versions(statement: &DFStatement) -> Result<()> {
+    use crate::sql::time_travel::refuse_unresolved_versions as refuse;
+    let refused = match statement {
+        DFStatement::Statement(statement) => refuse(statement.as_ref()),
+        DFStatement::Explain(explain) => return refuse_unresolved_versions(&explain.statement),
+        DFStatement::CopyTo(copy) => match &copy.source {
+            datafusion::sql::parser::CopyToSource::Query(query) => refuse(query.as_ref()),
+            datafusion::sql::parser::CopyToSource::Relation(_) => Ok(()),
+        },
+        DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => Ok(()),
+    };
+    refused.map_err(FloeError::NotSupported)
 }

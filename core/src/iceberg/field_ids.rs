@@ -102,7 +102,7 @@ impl PhysicalExprAdapter for FieldIdExprAdapter {
     }
 }
 
-fn field_id(field: &Field) -> Option<i32> {
+pub(crate) fn field_id(field: &Field) -> Option<i32> {
     field
         .metadata()
         .get(PARQUET_FIELD_ID_META_KEY)?

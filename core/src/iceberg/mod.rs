@@ -2,11 +2,14 @@
 //! scan, the append writer, and the DDL translation (SQL types and `PARTITIONED BY` transforms).
 
 pub mod ddl;
+pub mod deletes;
 pub mod field_ids;
+pub mod metadata_tables;
 pub mod provider;
 pub mod scan;
 pub mod sink;
 pub mod stats;
+pub mod time_travel;
 
 use std::sync::Arc;
 

@@ -24,10 +24,15 @@ use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
+use iceberg::spec::SnapshotRef;
 use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
+use super::deletes::{DeleteFile, DeletePlanner};
+use super::metadata_tables::MetadataTable;
+use super::time_travel::resolve_version;
+use crate::sql::time_travel::TableVersion;
 use super::field_ids::without_field_ids;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
@@ -180,6 +185,14 @@ impl SchemaProvider for IcebergSchemaProvider {
         if let Some(table) = self.session_table(name) {
             return Ok(Some(table));
         }
+        let (name, metadata_table) = match MetadataTable::split(name) {
+            Some((name, kind)) => (name, Some(kind)),
+            None => (name, None),
+        };
+        let (name, version) = match TableVersion::split(name) {
+            Some((name, version)) => (name, Some(version)),
+            None => (name, None),
+        };
         let ident = TableIdent::new(self.namespace.clone(), name.to_string());
         // A missing namespace is reported as a missing table here (so that DataFusion can still
         // try the name as a file path); the session names the namespace in the final error.
@@ -196,14 +209,16 @@ impl SchemaProvider for IcebergSchemaProvider {
             Err(e) => return Err(iceberg_to_df(e)),
         };
         let table = intern_table(&self.caches.tables, table);
-        let provider = IcebergTableProvider::try_new(
-            Arc::clone(&self.catalog),
-            table,
-            Arc::clone(&self.caches),
-        )?
-        .with_statistics()
-        .await;
-        Ok(Some(Arc::new(provider)))
+        if let Some(kind) = metadata_table {
+            return Ok(Some(kind.provider(&table).await.map_err(DataFusionError::from)?));
+        }
+        let catalog = Arc::clone(&self.catalog);
+        let caches = Arc::clone(&self.caches);
+        let provider = match version {
+            None => IcebergTableProvider::try_new(catalog, table, caches)?,
+            Some(version) => IcebergTableProvider::at_version(catalog, table, caches, &version)?,
+        };
+        Ok(Some(Arc::new(provider.with_statistics().await)))
     }
 
     fn register_table(
@@ -239,11 +254,14 @@ impl SchemaProvider for IcebergSchemaProvider {
     }
 }
 
-/// One Iceberg table (at the snapshot current when the statement was planned).
+/// One Iceberg table at one snapshot: the one current when the statement was planned, or the
+/// one a time-travel clause chose.
 #[derive(Debug)]
 pub struct IcebergTableProvider {
     catalog: Arc<FloeCatalog>,
     table: Table,
+    /// The snapshot a time-travel clause chose; `None` reads the current one.
+    pinned_snapshot: Option<i64>,
     /// The table's columns with their field ids, for the scan to match file columns by.
     schema: SchemaRef,
     /// The same columns without field ids: what plans see.
@@ -264,6 +282,7 @@ impl IcebergTableProvider {
         Ok(Self {
             catalog,
             table,
+            pinned_snapshot: None,
             plan_schema: without_field_ids(&schema),
             schema,
             caches,
@@ -271,16 +290,46 @@ impl IcebergTableProvider {
         })
     }
 
+    /// A provider reading the snapshot `version` names, with that snapshot's schema.
+    pub fn at_version(
+        catalog: Arc<FloeCatalog>,
+        table: Table,
+        caches: Arc<MetadataCaches>,
+        version: &TableVersion,
+    ) -> DFResult<Self> {
+        let mut provider = Self::try_new(catalog, table, caches)?;
+        let snapshot = resolve_version(provider.table.metadata(), version, &provider.display_name())
+            .map_err(DataFusionError::from)?;
+        let metadata = provider.table.metadata();
+        let schema = snapshot
+            .schema_id()
+            .and_then(|id| metadata.schema_by_id(id))
+            .map_or_else(|| Arc::clone(metadata.current_schema()), Arc::clone);
+        provider.schema = query_schema_of(&schema)?;
+        provider.plan_schema = without_field_ids(&provider.schema);
+        provider.pinned_snapshot = Some(snapshot.snapshot_id());
+        Ok(provider)
+    }
+
+    /// The snapshot read: the pinned one, else the current one.
+    fn snapshot(&self) -> Option<&SnapshotRef> {
+        let metadata = self.table.metadata();
+        match self.pinned_snapshot {
+            Some(id) => metadata.snapshot_by_id(id),
+            None => metadata.current_snapshot(),
+        }
+    }
+
     /// The provider with its table's statistics loaded from the manifests (cached by manifest
     /// path, and read by the scan anyway). Unreadable manifests only mean no statistics: the
     /// scan reports the error if it needs them.
     pub async fn with_statistics(mut self) -> Self {
         let metadata = self.table.metadata();
-        if metadata.current_snapshot().is_some()
+        if let Some(snapshot) = self.snapshot()
             && let Ok(bounds) = self
                 .caches
                 .manifests
-                .snapshot_bounds(metadata, self.table.file_io())
+                .snapshot_bounds(metadata, snapshot, self.table.file_io())
                 .await
         {
             self.statistics = Some(table_statistics(&bounds, &self.schema));
@@ -298,11 +347,12 @@ impl IcebergTableProvider {
         )
     }
 
-    /// Plans the files to read with the `iceberg` crate's manifest pruning.
-    async fn plan_files(&self, filters: &[Expr]) -> DFResult<(Option<i64>, Vec<ScanFile>, u64)> {
+    /// Plans the files to read with the `iceberg` crate's manifest pruning, and the delete
+    /// files they must apply.
+    async fn plan_files(&self, filters: &[Expr]) -> DFResult<PlannedFiles> {
         let metadata = self.table.metadata();
-        let Some(snapshot) = metadata.current_snapshot() else {
-            return Ok((None, Vec::new(), 0));
+        let Some(snapshot) = self.snapshot() else {
+            return Ok(PlannedFiles::default());
         };
         let files_in_snapshot = snapshot
             .summary()
@@ -328,19 +378,15 @@ impl IcebergTableProvider {
         } else {
             self.caches
                 .manifests
-                .snapshot_bounds(metadata, self.table.file_io())
+                .snapshot_bounds(metadata, snapshot, self.table.file_io())
                 .await
                 .map_err(iceberg_to_df)?
         };
+        let mut deletes = DeletePlanner::try_new(metadata, snapshot, self.table.file_io(), &tasks)
+            .await
+            .map_err(DataFusionError::from)?;
         let mut files = Vec::with_capacity(tasks.len());
         for task in tasks {
-            if !task.deletes.is_empty() {
-                return Err(FloeError::NotSupported(format!(
-                    "table {} has row-level delete files; reading them is not implemented yet",
-                    self.display_name()
-                ))
-                .into());
-            }
             let (_, path) = object_store_location(&task.data_file_path)?;
             let statistics = bounds
                 .get(&task.data_file_path)
@@ -351,11 +397,26 @@ impl IcebergTableProvider {
                 record_count: task.record_count,
                 statistics,
                 range: None,
+                deletes: deletes.deletes_of(&task).map_err(DataFusionError::from)?,
+                location: task.data_file_path,
             });
         }
-        let files_in_snapshot = files_in_snapshot.max(files.len() as u64);
-        Ok((Some(snapshot.snapshot_id()), files, files_in_snapshot))
+        Ok(PlannedFiles {
+            snapshot_id: Some(snapshot.snapshot_id()),
+            files_in_snapshot: files_in_snapshot.max(files.len() as u64),
+            files,
+            delete_files: deletes.into_files(),
+        })
     }
+}
+
+/// What [`IcebergTableProvider::plan_files`] found.
+#[derive(Debug, Default)]
+struct PlannedFiles {
+    snapshot_id: Option<i64>,
+    files: Vec<ScanFile>,
+    files_in_snapshot: u64,
+    delete_files: Vec<DeleteFile>,
 }
 
 /// `filters` with view-typed string and binary literals (as DataFusion types them for the
@@ -494,7 +555,12 @@ impl TableProvider for IcebergTableProvider {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let (snapshot_id, files, files_in_snapshot) = self.plan_files(filters).await?;
+        let PlannedFiles {
+            snapshot_id,
+            files,
+            files_in_snapshot,
+            delete_files,
+        } = self.plan_files(filters).await?;
         let object_store_url = object_store_location(self.table.metadata().location())?.0;
         self.catalog
             .register_object_store(self.table.metadata().location(), state.runtime_env())
@@ -529,10 +595,16 @@ impl TableProvider for IcebergTableProvider {
             predicate,
             pushdown_filters: options.execution.parquet.pushdown_filters,
             reorder_filters: options.execution.parquet.reorder_filters,
-            // Filters are re-applied above the scan (Inexact), so a limit below them would be wrong.
-            limit: if filters.is_empty() { limit } else { None },
+            // Filters are re-applied above the scan (Inexact), and deletes remove rows after
+            // the reader, so a limit in the reader would be wrong with either.
+            limit: if filters.is_empty() && delete_files.is_empty() {
+                limit
+            } else {
+                None
+            },
             batch_size: options.execution.batch_size,
             files_in_snapshot,
+            delete_files,
         };
         Ok(Arc::new(IcebergScanExec::try_new(
             spec,
@@ -554,6 +626,13 @@ impl TableProvider for IcebergTableProvider {
         input: Arc<dyn ExecutionPlan>,
         insert_op: InsertOp,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if let Some(snapshot) = self.pinned_snapshot {
+            return Err(FloeError::NotSupported(format!(
+                "cannot write to {} at snapshot {snapshot}: time travel reads only",
+                self.display_name()
+            ))
+            .into());
+        }
         if insert_op != InsertOp::Append {
             return not_impl_err!(
                 "INSERT OVERWRITE into Iceberg table {} is not supported yet",

@@ -37,6 +37,8 @@ use datafusion::physical_plan::filter_pushdown::{
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
+use super::deletes::DeleteFile;
+use super::deletes::apply::{DeleteMetrics, ScanWithDeletes};
 use super::field_ids::{FieldIdAdapterFactory, without_field_ids};
 
 /// One data file to read, or one byte range of it.
@@ -53,6 +55,10 @@ pub struct ScanFile {
     /// Bytes `start..end` of the file when it is split across tasks: the reader takes the row
     /// groups that start inside the range, so the ranges of one file read each row once.
     pub range: Option<std::ops::Range<u64>>,
+    /// The file's location as the manifest writes it (position delete files name it so).
+    pub location: String,
+    /// Indices into [`IcebergScanSpec::delete_files`] of the deletes this file must apply.
+    pub deletes: Vec<u32>,
 }
 
 impl ScanFile {
@@ -97,6 +103,8 @@ pub struct IcebergScanSpec {
     pub batch_size: usize,
     /// Data files in the snapshot before pruning; `files planned` = sum of group lengths.
     pub files_in_snapshot: u64,
+    /// Row-level delete files that some planned data file applies, each listed once.
+    pub delete_files: Vec<DeleteFile>,
 }
 
 impl IcebergScanSpec {
@@ -118,35 +126,13 @@ pub struct IcebergScanExec {
     spec: IcebergScanSpec,
     parquet_scan: Arc<DataSourceExec>,
     metrics: ExecutionPlanMetricsSet,
+    delete_metrics: DeleteMetrics,
 }
 
 impl IcebergScanExec {
     /// Builds the scan over `spec`, with the runtime's object store and metadata cache.
     pub fn try_new(spec: IcebergScanSpec, runtime: &RuntimeEnv) -> Result<Self> {
-        crate::catalogs::ensure_object_store(&spec.object_store_url, spec.s3.as_ref(), runtime)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        let store_url = ObjectStoreUrl::parse(&spec.object_store_url)?;
-        let store = runtime.object_store(&store_url)?;
-        let reader_factory = Arc::new(CachedParquetFileReaderFactory::new(
-            store,
-            runtime.cache_manager.get_file_metadata_cache(),
-        ));
-        let mut parquet_options = TableParquetOptions::default();
-        // Statistics and the page index make pruning work; bloom filters cost a read per row
-        // group and rarely pay off for the range predicates analytics queries carry.
-        parquet_options.global.pruning = true;
-        parquet_options.global.enable_page_index = true;
-        parquet_options.global.bloom_filter_on_read = false;
-        parquet_options.global.pushdown_filters = spec.pushdown_filters;
-        parquet_options.global.reorder_filters = spec.reorder_filters;
         let file_schema = without_field_ids(&spec.table_schema);
-        let mut source =
-            ParquetSource::new(TableSchema::from_file_schema(Arc::clone(&file_schema)))
-                .with_table_parquet_options(parquet_options)
-                .with_parquet_file_reader_factory(reader_factory);
-        if let Some(predicate) = &spec.predicate {
-            source = source.with_predicate(Arc::clone(predicate));
-        }
         let mut groups: Vec<FileGroup> = spec
             .file_groups
             .iter()
@@ -159,15 +145,19 @@ impl IcebergScanExec {
             groups.push(FileGroup::new(Vec::new()));
         }
         let all_files: Vec<ScanFile> = spec.file_groups.iter().flatten().cloned().collect();
-        let config = FileScanConfigBuilder::new(store_url, Arc::new(source))
+        let config = parquet_config(
+            &spec,
+            runtime,
+            ParquetRead {
+                store_url: &spec.object_store_url,
+                groups,
+                projection: spec.projection.clone(),
+                predicate: spec.predicate.clone(),
+                limit: spec.limit,
+            },
+        )?;
+        let config = FileScanConfigBuilder::from(config)
             .with_statistics(row_count_statistics(&all_files, &file_schema))
-            .with_file_groups(groups)
-            .with_projection_indices(spec.projection.clone())?
-            .with_limit(spec.limit)
-            .with_batch_size(Some(spec.batch_size))
-            .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::for_table(
-                &spec.table_schema,
-            ))))
             .build();
         let parquet_scan = DataSourceExec::from_data_source(config);
 
@@ -179,10 +169,12 @@ impl IcebergScanExec {
         MetricBuilder::new(&metrics)
             .global_counter("data_files_pruned")
             .add(spec.files_in_snapshot.saturating_sub(planned) as usize);
+        let delete_metrics = DeleteMetrics::new(&metrics);
         Ok(Self {
             spec,
             parquet_scan,
             metrics,
+            delete_metrics,
         })
     }
 
@@ -205,7 +197,63 @@ fn row_count_statistics(files: &[ScanFile], schema: &arrow::datatypes::Schema) -
     statistics
 }
 
-fn partitioned_file(file: &ScanFile) -> PartitionedFile {
+/// What one Parquet read of a scan covers: the scan's own files, or one data or delete file.
+pub(crate) struct ParquetRead<'a> {
+    /// Object store of the files.
+    pub store_url: &'a str,
+    /// Files, one group per output partition.
+    pub groups: Vec<FileGroup>,
+    /// Column indices into the table schema.
+    pub projection: Option<Vec<usize>>,
+    /// Pruning (and with `pushdown_filters`, row) filter.
+    pub predicate: Option<Arc<dyn PhysicalExpr>>,
+    /// Rows to stop after, per partition.
+    pub limit: Option<usize>,
+}
+
+/// DataFusion's Parquet reader over `read`, with the scan's table schema, field-id column
+/// matching, options and the runtime's metadata cache.
+pub(crate) fn parquet_config(
+    spec: &IcebergScanSpec,
+    runtime: &RuntimeEnv,
+    read: ParquetRead<'_>,
+) -> Result<FileScanConfig> {
+    crate::catalogs::ensure_object_store(read.store_url, spec.s3.as_ref(), runtime)
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let store_url = ObjectStoreUrl::parse(read.store_url)?;
+    let store = runtime.object_store(&store_url)?;
+    let reader_factory = Arc::new(CachedParquetFileReaderFactory::new(
+        store,
+        runtime.cache_manager.get_file_metadata_cache(),
+    ));
+    let mut parquet_options = TableParquetOptions::default();
+    // Statistics and the page index make pruning work; bloom filters cost a read per row
+    // group and rarely pay off for the range predicates analytics queries carry.
+    parquet_options.global.pruning = true;
+    parquet_options.global.enable_page_index = true;
+    parquet_options.global.bloom_filter_on_read = false;
+    parquet_options.global.pushdown_filters = spec.pushdown_filters;
+    parquet_options.global.reorder_filters = spec.reorder_filters;
+    let file_schema = without_field_ids(&spec.table_schema);
+    let mut source = ParquetSource::new(TableSchema::from_file_schema(file_schema))
+        .with_table_parquet_options(parquet_options)
+        .with_parquet_file_reader_factory(reader_factory);
+    if let Some(predicate) = read.predicate {
+        source = source.with_predicate(predicate);
+    }
+    Ok(FileScanConfigBuilder::new(store_url, Arc::new(source))
+        .with_file_groups(read.groups)
+        .with_projection_indices(read.projection)?
+        .with_limit(read.limit)
+        .with_batch_size(Some(spec.batch_size))
+        .with_expr_adapter(Some(Arc::new(FieldIdAdapterFactory::for_table(
+            &spec.table_schema,
+        ))))
+        .build())
+}
+
+/// The reader's view of one data file or piece of it.
+pub(crate) fn partitioned_file(file: &ScanFile) -> PartitionedFile {
     let mut partitioned = PartitionedFile::new(file.path.clone(), file.size_bytes);
     if let Some(statistics) = &file.statistics {
         partitioned = partitioned.with_statistics(Arc::clone(statistics));
@@ -260,6 +308,9 @@ impl DisplayAs for IcebergScanExec {
                 if let Some(limit) = self.spec.limit {
                     write!(f, ", limit={limit}")?;
                 }
+                if !self.spec.delete_files.is_empty() {
+                    write!(f, ", delete_files={}", self.spec.delete_files.len())?;
+                }
                 Ok(())
             }
             DisplayFormatType::TreeRender => {
@@ -304,7 +355,26 @@ impl ExecutionPlan for IcebergScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        self.parquet_scan.execute(partition, context)
+        let has_deletes = self
+            .spec
+            .file_groups
+            .get(partition)
+            .is_some_and(|files| files.iter().any(|file| !file.deletes.is_empty()));
+        if !has_deletes {
+            return self.parquet_scan.execute(partition, context);
+        }
+        let config = parquet_scan_config(&self.parquet_scan).ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(
+                "Iceberg scan without a Parquet file scan inside".into(),
+            )
+        })?;
+        ScanWithDeletes {
+            spec: Arc::new(self.spec.clone()),
+            config: Arc::new(config.clone()),
+            schema: self.schema(),
+            metrics: self.delete_metrics.clone(),
+        }
+        .execute(partition, context)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -347,6 +417,7 @@ impl ExecutionPlan for IcebergScanExec {
                 spec,
                 parquet_scan: Arc::new(parquet_scan.clone()),
                 metrics: self.metrics.clone(),
+                delete_metrics: self.delete_metrics.clone(),
             }) as Arc<dyn ExecutionPlan>)
         });
         Ok(FilterPushdownPropagation {
@@ -356,11 +427,14 @@ impl ExecutionPlan for IcebergScanExec {
     }
 }
 
+/// The file scan configuration inside a scan's `DataSourceExec`.
+fn parquet_scan_config(scan: &DataSourceExec) -> Option<&FileScanConfig> {
+    scan.data_source().as_any().downcast_ref::<FileScanConfig>()
+}
+
 /// The Parquet reader configuration inside a scan's `DataSourceExec`.
 fn parquet_source(scan: &DataSourceExec) -> Option<&ParquetSource> {
-    scan.data_source()
-        .as_any()
-        .downcast_ref::<FileScanConfig>()?
+    parquet_scan_config(scan)?
         .file_source()
         .as_any()
         .downcast_ref::<ParquetSource>()

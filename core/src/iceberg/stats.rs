@@ -13,7 +13,9 @@ use arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
 use iceberg::io::FileIO;
-use iceberg::spec::{Datum, ManifestContentType, ManifestList, PrimitiveLiteral, TableMetadata};
+use iceberg::spec::{
+    Datum, ManifestContentType, ManifestList, PrimitiveLiteral, Snapshot, TableMetadata,
+};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
 use crate::cache::BoundedCache;
@@ -47,16 +49,14 @@ impl ManifestStatsCache {
         }
     }
 
-    /// Bounds of every live data file in the current snapshot, by file path.
+    /// Bounds of every live data file in `snapshot` of the table, by file path.
     pub async fn snapshot_bounds(
         &self,
         metadata: &TableMetadata,
+        snapshot: &Snapshot,
         file_io: &FileIO,
     ) -> iceberg::Result<ManifestBounds> {
         let mut all = HashMap::new();
-        let Some(snapshot) = metadata.current_snapshot() else {
-            return Ok(Arc::new(all));
-        };
         if let Some(cached) = self.snapshots.get(snapshot.manifest_list()) {
             return Ok(cached);
         }

@@ -13,10 +13,14 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
-/// Tokens of `sql` with their locations, keywords before a `.` turned into names.
+/// Tokens of `sql` with their locations, keywords before a `.` turned into names, Spark's
+/// metadata-table names turned into Trino's ([`super::metadata_names`]) and time-travel clauses
+/// folded into table names ([`super::time_travel`]).
 pub fn tokenize(sql: &str, dialect: &dyn Dialect) -> Result<Vec<TokenWithSpan>, ParserError> {
     let mut tokens = Tokenizer::new(dialect, sql).tokenize_with_location()?;
     keywords_before_periods_are_names(&mut tokens);
+    super::metadata_names::rewrite(&mut tokens);
+    super::time_travel::rewrite(&mut tokens)?;
     Ok(tokens)
 }
 

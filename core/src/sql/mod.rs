@@ -11,12 +11,18 @@
 //! plans directly, so nothing is parsed twice. Syntax errors are DataFusion's
 //! `DataFusionError::SQL` and keep sqlparser's `at Line: L, Column: C`.
 //!
+//! Time travel (`FOR VERSION AS OF`, `TIMESTAMP AS OF`, ...) is folded into table names at the
+//! token level in every dialect ([`time_travel`]), so no dialect can parse a clause that the
+//! planner would then ignore.
+//!
 //! The shell uses [`split_statements`] and [`is_complete`] from the same tokenizer, so it splits
 //! scripts exactly where the session does.
 
 pub mod ast;
 pub mod lexer;
+pub mod metadata_names;
 pub mod parser;
+pub mod time_travel;
 
 pub use ast::{CreateTable, FloeStatement, TableProperty};
 pub use lexer::{is_complete, split_statements};

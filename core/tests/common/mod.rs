@@ -94,3 +94,4 @@ pub fn metric(plan: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
         .map(|v| v.as_usize())
         .unwrap_or(0)
 }
+pub mod row_delta;

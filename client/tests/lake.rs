@@ -1,0 +1,270 @@
+//! The lake as other engines write it. Floe and implementations nobody here wrote read each
+//! other's tables:
+//! - PyIceberg, over a shared SQLite catalog and local warehouse;
+//! - DuckDB's iceberg extension, over a real Iceberg REST catalog and S3 (SeaweedFS
+//!   `weed mini`), including its merge-on-read `DELETE` and `UPDATE` (position delete files).
+//!
+//! `.ci/run` installs PyIceberg, DuckDB and SeaweedFS in a venv and exports `FLOE_TEST_PYTHON`.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+#[path = "support/processes.rs"]
+mod processes;
+#[path = "support/weed.rs"]
+mod weed;
+
+use std::process::Command;
+
+fn run_python(args: &[&str]) -> String {
+    processes::run_interop_script("pyiceberg_tables.py", args)
+}
+
+fn floe_json(dir: &std::path::Path, sql: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["--format", "json", "-q", "-c", sql])
+        .current_dir(dir)
+        .env_remove("FLOE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "floe failed on {sql}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("floe-warehouse");
+    std::fs::create_dir_all(&warehouse).unwrap();
+    run_python(&["write", warehouse.to_str().unwrap()]);
+
+    let out = floe_json(
+        dir.path(),
+        "SELECT id, town, CAST(fare AS VARCHAR) AS fare, CAST(day AS VARCHAR) AS day, tip FROM local.pyi.trips ORDER BY id",
+    );
+    // `city` was renamed to `town` after the first file was written: matched by field id.
+    // `tip` was added later: NULL in the old file.
+    assert_eq!(
+        out.trim(),
+        r#"[{"id":1,"town":"Oslo","fare":"12.50","day":"2024-05-01"},{"id":2,"town":"Lima","fare":"7.25","day":"2024-05-02"},{"id":3,"fare":"0.00","day":"2024-05-03"},{"id":4,"town":"Pune","fare":"3.10","day":"2024-05-04","tip":1.5}]"#
+    );
+    let out = floe_json(
+        dir.path(),
+        "SELECT count(*) AS n FROM local.pyi.trips WHERE town = 'Oslo'",
+    );
+    assert_eq!(out.trim(), r#"[{"n":1}]"#);
+}
+
+#[test]
+fn pyiceberg_reads_what_floe_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("floe-warehouse");
+    floe_json(
+        dir.path(),
+        "CREATE SCHEMA shop;
+         CREATE TABLE shop.orders (id BIGINT, item VARCHAR, price DECIMAL(10, 2), placed DATE, at TIMESTAMP WITH TIME ZONE, ok BOOLEAN)
+           PARTITIONED BY (day(placed), bucket(8, id));
+         INSERT INTO shop.orders VALUES
+           (1, 'tea', 3.50, DATE '2024-06-01', TIMESTAMP '2024-06-01 10:00:00+00:00', true),
+           (2, 'cake', 12.00, DATE '2024-06-02', TIMESTAMP '2024-06-02 11:30:00+00:00', false);
+         INSERT INTO shop.orders SELECT id + 10, item, price, placed, at, ok FROM shop.orders;",
+    );
+    let rows = run_python(&["read", warehouse.to_str().unwrap(), "shop.orders"]);
+    let expected = [
+        r#"{"at": "2024-06-01 10:00:00+00:00", "id": 1, "item": "tea", "ok": true, "placed": "2024-06-01", "price": "3.50"}"#,
+        r#"{"at": "2024-06-01 10:00:00+00:00", "id": 11, "item": "tea", "ok": true, "placed": "2024-06-01", "price": "3.50"}"#,
+        r#"{"at": "2024-06-02 11:30:00+00:00", "id": 12, "item": "cake", "ok": false, "placed": "2024-06-02", "price": "12.00"}"#,
+        r#"{"at": "2024-06-02 11:30:00+00:00", "id": 2, "item": "cake", "ok": false, "placed": "2024-06-02", "price": "12.00"}"#,
+    ];
+    assert_eq!(rows.lines().collect::<Vec<_>>(), expected);
+}
+
+/// Runs `sql` with `floe --config floe.toml` in `dir`; its JSON rows.
+fn floe_with_config(dir: &std::path::Path, sql: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["--config", "floe.toml", "--format", "json", "-q", "-c", sql])
+        .current_dir(dir)
+        .env_remove("FLOE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "floe failed on {sql}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Queries whose answers Floe and DuckDB must agree on, over the same table.
+const DELETE_CHECKS: &[&str] = &[
+    "SELECT count(*) AS n FROM lake.duck.orders",
+    "SELECT sum(qty) AS total, min(id) AS low, max(id) AS high FROM lake.duck.orders",
+    "SELECT region, count(*) AS n, sum(qty) AS total FROM lake.duck.orders GROUP BY region ORDER BY region",
+    "SELECT count(*) AS n FROM lake.duck.orders WHERE qty < 0",
+    "SELECT count(*) AS n FROM lake.duck.orders WHERE id BETWEEN 890 AND 960",
+    "SELECT id, qty FROM lake.duck.orders WHERE id < 30 ORDER BY id",
+];
+
+/// Runs `sql` with `floe --config floe.toml` in `dir`; the error message, asserting it failed.
+fn floe_error(dir: &std::path::Path, sql: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(["--config", "floe.toml", "-q", "-c", sql])
+        .current_dir(dir)
+        .env_remove("FLOE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{sql} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn interop_script(weed: &weed::Weed, script: &str, args: &[&str]) -> String {
+    let mut all = vec![weed.s3.as_str(), weed.rest.as_str()];
+    all.extend_from_slice(args);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let output = Command::new(processes::test_python())
+        .arg(path)
+        .args(&all)
+        .env("AWS_ACCESS_KEY_ID", weed::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", weed::SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// One `weed mini` for every check against a REST catalog and S3 (tests in one binary run in
+/// parallel; one server keeps the port choice simple).
+#[test]
+fn lake_over_rest_catalog_and_s3() {
+    let weed = weed::start_weed(&processes::test_python());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("floe.toml"), weed.floe_config()).unwrap();
+    floe_reads_duckdb_deletes_and_updates(&weed, dir.path());
+    floe_travels_to_every_pyiceberg_snapshot(&weed, dir.path());
+    duckdb_reads_what_floe_writes(&weed, dir.path());
+}
+
+fn duckdb_reads_what_floe_writes(weed: &weed::Weed, dir: &std::path::Path) {
+    floe_with_config(
+        dir,
+        "CREATE SCHEMA floe; CREATE TABLE floe.made (id BIGINT, tag VARCHAR); \
+         INSERT INTO floe.made VALUES (1, 'x'), (2, 'y'), (3, 'z')",
+    );
+    let read = interop_script(
+        weed,
+        "duckdb_lake.py",
+        &["query", "SELECT count(*) AS n, sum(id) AS s FROM lake.floe.made"],
+    );
+    assert_eq!(read.trim(), r#"[{"n":3,"s":6}]"#);
+    floe_with_config(dir, "DROP TABLE floe.made");
+    let err = floe_error(dir, "SELECT * FROM floe.made");
+    assert!(err.contains("not found") && err.contains("made"), "{err}");
+}
+
+fn floe_reads_duckdb_deletes_and_updates(weed: &weed::Weed, dir: &std::path::Path) {
+    interop_script(weed, "duckdb_lake.py", &["write"]);
+    let mut args = vec!["query"];
+    args.extend_from_slice(DELETE_CHECKS);
+    let expected = interop_script(weed, "duckdb_lake.py", &args);
+    for (sql, expected) in DELETE_CHECKS.iter().zip(expected.lines()) {
+        let got = floe_with_config(dir, sql);
+        assert_eq!(got.trim(), expected, "{sql}");
+    }
+    // The rows come from position delete files applied in executors.
+    let plan = floe_with_config(
+        dir,
+        "EXPLAIN ANALYZE SELECT count(*) FROM lake.duck.orders WHERE qty > 0",
+    );
+    assert!(plan.contains("delete_files_read="), "{plan}");
+    assert!(plan.contains("rows_deleted="), "{plan}");
+}
+
+fn floe_travels_to_every_pyiceberg_snapshot(weed: &weed::Weed, dir: &std::path::Path) {
+    let written: serde_json::Value =
+        serde_json::from_str(&interop_script(weed, "pyiceberg_rest.py", &["write"])).unwrap();
+    let snapshots = written["snapshots"].as_array().unwrap();
+    assert_eq!(snapshots.len(), 4);
+    for snapshot in snapshots {
+        let id = snapshot["snapshot_id"].as_i64().unwrap();
+        let expected = format!(
+            r#"[{{"n":{},"total":{}}}]"#,
+            snapshot["rows"], snapshot["total"]
+        );
+        for clause in [
+            format!("FOR VERSION AS OF {id}"),
+            format!("FOR SYSTEM_VERSION AS OF {id}"),
+            format!("VERSION AS OF {id}"),
+        ] {
+            let sql = format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
+            assert_eq!(floe_with_config(dir, &sql).trim(), expected, "{sql}");
+        }
+        // The snapshot current at its own commit time is itself.
+        let at = snapshot["committed_at_ms"].as_i64().unwrap();
+        let iso = floe_with_config(
+            dir,
+            &format!("SELECT CAST(to_timestamp_millis({at}) AS VARCHAR) AS t"),
+        );
+        let iso: serde_json::Value = serde_json::from_str(iso.trim()).unwrap();
+        let iso = iso[0]["t"].as_str().unwrap().to_string();
+        for clause in [
+            format!("FOR SYSTEM_TIME AS OF TIMESTAMP '{iso}'"),
+            format!("TIMESTAMP AS OF '{iso}'"),
+        ] {
+            let sql = format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
+            assert_eq!(floe_with_config(dir, &sql).trim(), expected, "{sql}");
+        }
+        // Each snapshot is read with its own schema: `score` came with the third.
+        let columns = floe_with_config(
+            dir,
+            &format!("SELECT * FROM lake.pyi.events FOR VERSION AS OF {id} LIMIT 1"),
+        );
+        let has_score = snapshot["columns"].as_array().unwrap().len() == 3;
+        assert_eq!(columns.contains("score"), has_score, "{columns}");
+    }
+    // A tag, and the errors.
+    let tagged = &snapshots[1];
+    let sql = "SELECT count(*) AS n FROM lake.pyi.events FOR VERSION AS OF 'first_two'";
+    assert_eq!(
+        floe_with_config(dir, sql).trim(),
+        format!(r#"[{{"n":{}}}]"#, tagged["rows"])
+    );
+    let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR VERSION AS OF 42");
+    assert!(err.contains("has no snapshot 42"), "{err}");
+    let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR VERSION AS OF 'nope'");
+    assert!(err.contains("no branch or tag `nope`"), "{err}");
+    let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR TIMESTAMP AS OF '2001-01-01'");
+    assert!(err.contains("no snapshot at or before 2001-01-01"), "{err}");
+
+    // Metadata tables list what PyIceberg's `inspect` lists, by Trino's and Spark's names.
+    // serde_json orders an object's keys by name: the columns are named in their order.
+    let rows = |sql: &str| -> Vec<Vec<serde_json::Value>> {
+        let out: serde_json::Value = serde_json::from_str(floe_with_config(dir, sql).trim()).unwrap();
+        out.as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row.as_object().unwrap().values().cloned().collect())
+            .collect()
+    };
+    let mut expected_snapshots = written["inspect_snapshots"].clone();
+    for row in expected_snapshots.as_array_mut().unwrap() {
+        // `floe --format json` leaves out nulls.
+        row.as_array_mut().unwrap().retain(|v| !v.is_null());
+    }
+    let got = rows(
+        r#"SELECT snapshot_id AS a, parent_id AS b, operation AS c FROM lake.pyi."events$snapshots" ORDER BY committed_at"#,
+    );
+    assert_eq!(serde_json::json!(got), expected_snapshots);
+    let got = rows(
+        "SELECT file_path AS a, record_count AS b, file_size_in_bytes AS c, content AS d \
+         FROM lake.pyi.events.files ORDER BY file_path",
+    );
+    assert_eq!(serde_json::json!(got), written["inspect_files"]);
+}

