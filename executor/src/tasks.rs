@@ -238,6 +238,8 @@ impl TaskRunner {
             elapsed_micros: started.elapsed().as_micros() as u64,
             shuffle_read_rows,
             shuffle_read_bytes,
+            delete_files_read: counter_sum(&plan, "delete_files_read"),
+            rows_deleted: counter_sum(&plan, "rows_deleted"),
         };
         Ok(TaskSuccess {
             outputs: files
@@ -326,6 +328,19 @@ impl TaskRunner {
     fn release(&self, launch: u64) {
         self.held().tasks.remove(&launch);
     }
+}
+
+/// The counter `name` summed over every operator of `plan`.
+fn counter_sum(plan: &Arc<dyn ExecutionPlan>, name: &str) -> u64 {
+    let own = plan
+        .metrics()
+        .and_then(|metrics| metrics.sum_by_name(name))
+        .map_or(0, |value| value.as_usize() as u64);
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| counter_sum(child, name))
+        .sum::<u64>()
 }
 
 /// Rows and bytes the task's shuffle readers streamed.

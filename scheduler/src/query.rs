@@ -235,7 +235,7 @@ impl DisplayAs for DistributedQueryExec {
                 .map_or_else(|| "unfinished".to_string(), |d| format!("{:.1}ms", ms(d)))
         )?;
         for stage in run.result.stages.iter().rev() {
-            writeln!(
+            write!(
                 f,
                 "  Stage {}: tasks={}, executors={}, input_rows={}, output_rows={}, \
                  bytes_shuffled={}, elapsed={:.1}ms, slot_wait={:.1}ms, longest_task={:.1}ms, \
@@ -252,6 +252,14 @@ impl DisplayAs for DistributedQueryExec {
                 ms(stage.task_time),
                 ms(stage.beyond_longest_task()),
             )?;
+            if stage.delete_files_read > 0 {
+                write!(
+                    f,
+                    ", delete_files_read={}, rows_deleted={}",
+                    stage.delete_files_read, stage.rows_deleted
+                )?;
+            }
+            writeln!(f)?;
         }
         write!(f, "{}", self.stages_text())
     }

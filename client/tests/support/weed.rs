@@ -139,19 +139,44 @@ s3 = {{ endpoint = "http://{s3}", region = "us-east-1", access_key_id = "{ACCESS
     }
 }
 
-/// Whether the REST catalog answers `GET /v1/config` with 200.
+/// One HTTP/1.0 request; the response's status line, headers and body, or `None`.
+fn http(address: &str, request: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn is_ok(response: &str) -> bool {
+    response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+}
+
+/// Whether the catalog serves the table bucket `warehouse`: it answers `/v1/config` before the
+/// bucket exists, so this lists the bucket's namespaces with a token of the test credentials.
 fn catalog_answers(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else {
+    let body = format!(
+        "grant_type=client_credentials&client_id={ACCESS_KEY}&client_secret={SECRET_KEY}"
+    );
+    let token_request = format!(
+        "POST /v1/oauth/tokens HTTP/1.0\r\nHost: {address}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let Some(response) = http(address, &token_request).filter(|r| is_ok(r)) else {
         return false;
     };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!(
-        "GET /v1/config?warehouse=warehouse HTTP/1.0\r\nHost: {address}\r\n\r\n"
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
+    let json = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let Some(token) = serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["access_token"].as_str().map(str::to_string))
+    else {
         return false;
-    }
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200")
+    };
+    let list = format!(
+        "GET /v1/warehouse/namespaces HTTP/1.0\r\nHost: {address}\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    http(address, &list).is_some_and(|r| is_ok(&r))
 }

@@ -35,6 +35,10 @@ pub struct StageSummary {
     pub task_time: Duration,
     /// Executors that ran its tasks.
     pub executors: BTreeSet<String>,
+    /// Row-level delete files its Iceberg scans read.
+    pub delete_files_read: u64,
+    /// Rows those deletes removed.
+    pub rows_deleted: u64,
 }
 
 impl StageSummary {
@@ -82,6 +86,8 @@ fn stage_summary(run: &super::StageRun) -> StageSummary {
         longest_task: Duration::ZERO,
         task_time: Duration::ZERO,
         executors: BTreeSet::new(),
+        delete_files_read: 0,
+        rows_deleted: 0,
     };
     for task in &run.tasks {
         if let TaskState::Done {
@@ -94,6 +100,8 @@ fn stage_summary(run: &super::StageRun) -> StageSummary {
             summary.output_rows += metrics.output_rows;
             summary.output_bytes += metrics.output_bytes;
             summary.input_rows += metrics.shuffle_read_rows;
+            summary.delete_files_read += metrics.delete_files_read;
+            summary.rows_deleted += metrics.rows_deleted;
             summary.longest_task = summary.longest_task.max(ran);
             summary.task_time += ran;
             summary.executors.insert(executor_id.clone());
