@@ -161,7 +161,10 @@ fn duckdb_reads_what_floe_writes(weed: &weed::Weed, dir: &std::path::Path) {
     let read = interop_script(
         weed,
         "duckdb_lake.py",
-        &["query", "SELECT count(*) AS n, sum(id) AS s FROM lake.floe.made"],
+        &[
+            "query",
+            "SELECT count(*) AS n, sum(id) AS s FROM lake.floe.made",
+        ],
     );
     assert_eq!(read.trim(), r#"[{"n":3,"s":6}]"#);
     floe_with_config(dir, "DROP TABLE floe.made");
@@ -203,7 +206,8 @@ fn floe_travels_to_every_pyiceberg_snapshot(weed: &weed::Weed, dir: &std::path::
             format!("FOR SYSTEM_VERSION AS OF {id}"),
             format!("VERSION AS OF {id}"),
         ] {
-            let sql = format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
+            let sql =
+                format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
             assert_eq!(floe_with_config(dir, &sql).trim(), expected, "{sql}");
         }
         // The snapshot current at its own commit time is itself.
@@ -218,14 +222,17 @@ fn floe_travels_to_every_pyiceberg_snapshot(weed: &weed::Weed, dir: &std::path::
             format!("FOR SYSTEM_TIME AS OF TIMESTAMP '{iso}'"),
             format!("TIMESTAMP AS OF '{iso}'"),
         ] {
-            let sql = format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
+            let sql =
+                format!("SELECT count(*) AS n, sum(id) AS total FROM lake.pyi.events {clause}");
             assert_eq!(floe_with_config(dir, &sql).trim(), expected, "{sql}");
         }
         // Each snapshot is read with its own schema: `score` came with the third, and with row
         // 6, the newest (JSON output leaves nulls out).
         let columns = floe_with_config(
             dir,
-            &format!("SELECT * FROM lake.pyi.events FOR VERSION AS OF {id} ORDER BY id DESC LIMIT 1"),
+            &format!(
+                "SELECT * FROM lake.pyi.events FOR VERSION AS OF {id} ORDER BY id DESC LIMIT 1"
+            ),
         );
         let has_score = snapshot["columns"].as_array().unwrap().len() == 3;
         assert_eq!(columns.contains("score"), has_score, "{columns}");
@@ -239,15 +246,22 @@ fn floe_travels_to_every_pyiceberg_snapshot(weed: &weed::Weed, dir: &std::path::
     );
     let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR VERSION AS OF 42");
     assert!(err.contains("has no snapshot 42"), "{err}");
-    let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR VERSION AS OF 'nope'");
+    let err = floe_error(
+        dir,
+        "SELECT * FROM lake.pyi.events FOR VERSION AS OF 'nope'",
+    );
     assert!(err.contains("no branch or tag `nope`"), "{err}");
-    let err = floe_error(dir, "SELECT * FROM lake.pyi.events FOR TIMESTAMP AS OF '2001-01-01'");
+    let err = floe_error(
+        dir,
+        "SELECT * FROM lake.pyi.events FOR TIMESTAMP AS OF '2001-01-01'",
+    );
     assert!(err.contains("no snapshot at or before 2001-01-01"), "{err}");
 
     // Metadata tables list what PyIceberg's `inspect` lists, by Trino's and Spark's names.
     // serde_json orders an object's keys by name: the columns are named in their order.
     let rows = |sql: &str| -> Vec<Vec<serde_json::Value>> {
-        let out: serde_json::Value = serde_json::from_str(floe_with_config(dir, sql).trim()).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_str(floe_with_config(dir, sql).trim()).unwrap();
         out.as_array()
             .unwrap()
             .iter()

@@ -405,7 +405,11 @@ impl FloePhysicalCodec {
             limit: node.limit.map(|l| l as usize),
             batch_size: node.batch_size as usize,
             files_in_snapshot: node.files_in_snapshot,
-            delete_files: node.delete_files.into_iter().map(decode_delete_file).collect(),
+            delete_files: node
+                .delete_files
+                .into_iter()
+                .map(decode_delete_file)
+                .collect(),
         };
         Ok(Arc::new(IcebergScanExec::try_new(
             spec,

@@ -499,7 +499,10 @@ fn ids_in(location: &str) -> Vec<i64> {
         .unwrap()
         .flat_map(|batch| {
             let batch = batch.unwrap();
-            let ids = batch.column_by_name("id").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+            let ids = batch
+                .column_by_name("id")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>();
             ids.values().to_vec()
         })
         .collect()
@@ -513,18 +516,26 @@ async fn deletion_vectors_and_equality_deletes_remove_their_rows() {
 
     let wh = Warehouse::new().await;
     let config = floe_core::FloeConfig::local_warehouse(&wh.dir.path().join("warehouse"));
-    let catalog = FloeCatalog::connect("local", &config.catalogs["local"]).await.unwrap();
+    let catalog = FloeCatalog::connect("local", &config.catalogs["local"])
+        .await
+        .unwrap();
     let ident = |name: &str| TableIdent::new(NamespaceIdent::new("default".into()), name.into());
 
     // v3: a deletion vector over one 5,000-row file, read whole and split into byte ranges.
     wh.run("CREATE TABLE v3t (id BIGINT, name VARCHAR) TBLPROPERTIES ('format-version' = '3')")
         .await;
-    wh.run("INSERT INTO v3t SELECT v, 'n' || CAST(v AS VARCHAR) FROM generate_series(0, 4999) AS t(v)")
-        .await;
+    wh.run(
+        "INSERT INTO v3t SELECT v, 'n' || CAST(v AS VARCHAR) FROM generate_series(0, 4999) AS t(v)",
+    )
+    .await;
     let files = data_files(&catalog, &ident("v3t")).await;
     assert_eq!(files.len(), 1, "{files:?}");
     let table = catalog.iceberg.load_table(&ident("v3t")).await.unwrap();
-    let puffin = format!("{}/data/{}-deletes.puffin", table.metadata().location(), uuid::Uuid::new_v4());
+    let puffin = format!(
+        "{}/data/{}-deletes.puffin",
+        table.metadata().location(),
+        uuid::Uuid::new_v4()
+    );
     let deleted = [0u64, 1, 2500, 4999];
     let dv = deletion_vector(table.file_io(), &puffin, &files[0], &deleted).await;
     register_with_deletes(&catalog, &ident("v3t"), &ident("v3t_dv"), vec![dv]).await;
@@ -539,14 +550,21 @@ async fn deletion_vectors_and_equality_deletes_remove_their_rows() {
     let (_, scans) = wh.run_with_scans("SELECT id FROM v3t_dv").await;
     assert_eq!(metric(&scans[0], "delete_files_read"), 1);
     assert_eq!(metric(&scans[0], "rows_deleted"), 4);
-    let text = wh.text("SELECT count(*) AS n, sum(id) AS s FROM v3t_dv").await;
+    let text = wh
+        .text("SELECT count(*) AS n, sum(id) AS s FROM v3t_dv")
+        .await;
     assert!(text.contains(&expected), "{text}");
-    wh.run("SET datafusion.execution.target_partitions = 4").await;
-    wh.run("SET datafusion.optimizer.repartition_file_min_size = 1").await;
-    let text = wh.text("SELECT count(*) AS n, sum(id) AS s FROM v3t_dv").await;
+    wh.run("SET datafusion.execution.target_partitions = 4")
+        .await;
+    wh.run("SET datafusion.optimizer.repartition_file_min_size = 1")
+        .await;
+    let text = wh
+        .text("SELECT count(*) AS n, sum(id) AS s FROM v3t_dv")
+        .await;
     assert!(text.contains(&expected), "split into ranges: {text}");
     wh.run("RESET datafusion.execution.target_partitions").await;
-    wh.run("RESET datafusion.optimizer.repartition_file_min_size").await;
+    wh.run("RESET datafusion.optimizer.repartition_file_min_size")
+        .await;
     // The table the vector was added beside is untouched.
     let text = wh.text("SELECT count(*) AS n FROM v3t").await;
     assert!(text.contains("| 5000 |"), "{text}");
@@ -556,8 +574,17 @@ async fn deletion_vectors_and_equality_deletes_remove_their_rows() {
     wh.run("INSERT INTO eqt VALUES (1, 'a'), (2, 'b'), (3, 'c'), (NULL, 'd'), (5, 'e')")
         .await;
     let table = catalog.iceberg.load_table(&ident("eqt")).await.unwrap();
-    let id_field = table.metadata().current_schema().field_by_name("id").unwrap().id;
-    let location = table.metadata().location().trim_start_matches("file://").to_string();
+    let id_field = table
+        .metadata()
+        .current_schema()
+        .field_by_name("id")
+        .unwrap()
+        .id;
+    let location = table
+        .metadata()
+        .location()
+        .trim_start_matches("file://")
+        .to_string();
     let path = std::path::Path::new(&location).join("data/eq-deletes.parquet");
     let deletes = equality_deletes(&path, id_field, "id", &[Some(2), None, Some(9)]);
     register_with_deletes(&catalog, &ident("eqt"), &ident("eqt_del"), vec![deletes]).await;

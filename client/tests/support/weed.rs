@@ -54,7 +54,11 @@ fn pick_ports() -> Vec<u16> {
     let mut ports = Vec::new();
     let mut candidate = 20000 + (seed % 20000);
     while ports.len() < 6 {
-        candidate = if candidate >= 44000 { 20000 } else { candidate + 1 };
+        candidate = if candidate >= 44000 {
+            20000
+        } else {
+            candidate + 1
+        };
         if free(candidate) && free(candidate + GRPC_PORT_OFFSET) {
             ports.push(candidate);
         }
@@ -65,7 +69,11 @@ fn pick_ports() -> Vec<u16> {
 /// Starts `weed mini` with a table bucket `warehouse` and waits until its catalog answers.
 pub fn start_weed(python: &Path) -> Weed {
     let weed = python.parent().unwrap().join("weed");
-    assert!(weed.exists(), "{} missing: run `bash .ci/run`", weed.display());
+    assert!(
+        weed.exists(),
+        "{} missing: run `bash .ci/run`",
+        weed.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -77,7 +85,11 @@ pub fn start_weed(python: &Path) -> Weed {
     let child = Command::new(&weed)
         .arg("mini")
         .arg(format!("-dir={}", data.display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-tableBucket=warehouse"])
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-tableBucket=warehouse",
+        ])
         .arg(format!("-master.port={master}"))
         .arg(format!("-volume.port={volume}"))
         .arg(format!("-filer.port={filer}"))
@@ -85,7 +97,10 @@ pub fn start_weed(python: &Path) -> Weed {
         .arg(format!("-s3.port.iceberg={rest}"))
         .arg("-s3.port.lance=0")
         .arg(format!("-admin.port={admin}"))
-        .arg(format!("-filer.localSocket={}/filer.sock", dir.path().display()))
+        .arg(format!(
+            "-filer.localSocket={}/filer.sock",
+            dir.path().display()
+        ))
         .arg(format!("-s3.localSocket={}/s3.sock", dir.path().display()))
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -156,9 +171,8 @@ fn is_ok(response: &str) -> bool {
 /// Whether the catalog serves the table bucket `warehouse`: it answers `/v1/config` before the
 /// bucket exists, so this lists the bucket's namespaces with a token of the test credentials.
 fn catalog_answers(address: &str) -> bool {
-    let body = format!(
-        "grant_type=client_credentials&client_id={ACCESS_KEY}&client_secret={SECRET_KEY}"
-    );
+    let body =
+        format!("grant_type=client_credentials&client_id={ACCESS_KEY}&client_secret={SECRET_KEY}");
     let token_request = format!(
         "POST /v1/oauth/tokens HTTP/1.0\r\nHost: {address}\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, ListBuilder, Int32Builder, MapBuilder,
+    ArrayRef, BooleanArray, Int32Array, Int32Builder, Int64Array, ListBuilder, MapBuilder,
     RecordBatch, StringArray, StringBuilder, StructArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, TimeUnit};
@@ -85,32 +85,42 @@ impl MetadataTable {
     /// The rows of this metadata table of `table`.
     pub async fn provider(self, table: &Table) -> Result<Arc<dyn TableProvider>, FloeError> {
         let metadata = table.metadata();
-        let batch = match self {
-            Self::Snapshots => snapshots(metadata)?,
-            Self::History => history(metadata)?,
-            Self::Refs => refs(metadata)?,
-            Self::Manifests => manifests(&manifest_files(metadata, table.file_io()).await?)?,
-            Self::Files | Self::DataFiles | Self::DeleteFiles => {
-                let entries = entries_of(metadata, table.file_io()).await?;
-                let live = entries.iter().filter(|(entry, _)| entry.is_alive()).filter(|(entry, _)| {
-                    let is_data = entry.content_type() == DataContentType::Data;
-                    match self {
-                        Self::DataFiles => is_data,
-                        Self::DeleteFiles => !is_data,
-                        _ => true,
-                    }
-                });
-                let (fields, columns) = file_columns(&live.collect::<Vec<_>>())?;
-                RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
-            }
-            Self::Entries => entries(&entries_of(metadata, table.file_io()).await?)?,
-        };
-        Ok(Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]])?))
+        let batch =
+            match self {
+                Self::Snapshots => snapshots(metadata)?,
+                Self::History => history(metadata)?,
+                Self::Refs => refs(metadata)?,
+                Self::Manifests => manifests(&manifest_files(metadata, table.file_io()).await?)?,
+                Self::Files | Self::DataFiles | Self::DeleteFiles => {
+                    let entries = entries_of(metadata, table.file_io()).await?;
+                    let live = entries.iter().filter(|(entry, _)| entry.is_alive()).filter(
+                        |(entry, _)| {
+                            let is_data = entry.content_type() == DataContentType::Data;
+                            match self {
+                                Self::DataFiles => is_data,
+                                Self::DeleteFiles => !is_data,
+                                _ => true,
+                            }
+                        },
+                    );
+                    let (fields, columns) = file_columns(&live.collect::<Vec<_>>())?;
+                    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
+                }
+                Self::Entries => entries(&entries_of(metadata, table.file_io()).await?)?,
+            };
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
     }
 }
 
 fn timestamp_field(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), nullable)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        nullable,
+    )
 }
 
 fn timestamps(values: Vec<i64>) -> ArrayRef {
@@ -132,12 +142,18 @@ fn snapshots(metadata: &TableMetadata) -> Result<RecordBatch, FloeError> {
     }
     let columns: Vec<ArrayRef> = vec![
         timestamps(snapshots.iter().map(|s| s.timestamp_ms()).collect()),
-        Arc::new(Int64Array::from_iter_values(snapshots.iter().map(|s| s.snapshot_id()))),
-        Arc::new(Int64Array::from_iter(snapshots.iter().map(|s| s.parent_snapshot_id()))),
+        Arc::new(Int64Array::from_iter_values(
+            snapshots.iter().map(|s| s.snapshot_id()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            snapshots.iter().map(|s| s.parent_snapshot_id()),
+        )),
         Arc::new(StringArray::from_iter_values(
             snapshots.iter().map(|s| s.summary().operation.as_str()),
         )),
-        Arc::new(StringArray::from_iter_values(snapshots.iter().map(|s| s.manifest_list()))),
+        Arc::new(StringArray::from_iter_values(
+            snapshots.iter().map(|s| s.manifest_list()),
+        )),
         Arc::new(summary.finish()),
     ];
     let schema = Schema::new(vec![
@@ -158,10 +174,16 @@ fn history(metadata: &TableMetadata) -> Result<RecordBatch, FloeError> {
         if !ancestors.insert(id) {
             break;
         }
-        next = metadata.snapshot_by_id(id).and_then(|s| s.parent_snapshot_id());
+        next = metadata
+            .snapshot_by_id(id)
+            .and_then(|s| s.parent_snapshot_id());
     }
     let log = metadata.history();
-    let parent = |id: i64| metadata.snapshot_by_id(id).and_then(|s| s.parent_snapshot_id());
+    let parent = |id: i64| {
+        metadata
+            .snapshot_by_id(id)
+            .and_then(|s| s.parent_snapshot_id())
+    };
     let schema = Schema::new(vec![
         timestamp_field("made_current_at", false),
         Field::new("snapshot_id", DataType::Int64, false),
@@ -172,8 +194,12 @@ fn history(metadata: &TableMetadata) -> Result<RecordBatch, FloeError> {
         Arc::new(schema),
         vec![
             timestamps(log.iter().map(|e| e.timestamp_ms).collect()),
-            Arc::new(Int64Array::from_iter_values(log.iter().map(|e| e.snapshot_id))),
-            Arc::new(Int64Array::from_iter(log.iter().map(|e| parent(e.snapshot_id)))),
+            Arc::new(Int64Array::from_iter_values(
+                log.iter().map(|e| e.snapshot_id),
+            )),
+            Arc::new(Int64Array::from_iter(
+                log.iter().map(|e| parent(e.snapshot_id)),
+            )),
             Arc::new(BooleanArray::from_iter(
                 log.iter().map(|e| Some(ancestors.contains(&e.snapshot_id))),
             )),
@@ -201,12 +227,23 @@ fn refs(metadata: &TableMetadata) -> Result<RecordBatch, FloeError> {
             min_snapshots_to_keep,
             max_snapshot_age_ms,
             max_ref_age_ms,
-        } => ("BRANCH", *max_ref_age_ms, *min_snapshots_to_keep, *max_snapshot_age_ms),
+        } => (
+            "BRANCH",
+            *max_ref_age_ms,
+            *min_snapshots_to_keep,
+            *max_snapshot_age_ms,
+        ),
         SnapshotRetention::Tag { max_ref_age_ms } => ("TAG", *max_ref_age_ms, None, None),
     };
     let rows: Vec<_> = refs
         .iter()
-        .map(|(name, reference)| (name.as_str(), reference.snapshot_id, retention(&reference.retention)))
+        .map(|(name, reference)| {
+            (
+                name.as_str(),
+                reference.snapshot_id,
+                retention(&reference.retention),
+            )
+        })
         .collect();
     let schema = Schema::new(vec![
         Field::new("name", DataType::Utf8, false),
@@ -230,7 +267,10 @@ fn refs(metadata: &TableMetadata) -> Result<RecordBatch, FloeError> {
 }
 
 /// The manifests of the current snapshot.
-async fn manifest_files(metadata: &TableMetadata, file_io: &FileIO) -> Result<Vec<ManifestFile>, FloeError> {
+async fn manifest_files(
+    metadata: &TableMetadata,
+    file_io: &FileIO,
+) -> Result<Vec<ManifestFile>, FloeError> {
     let Some(snapshot) = metadata.current_snapshot() else {
         return Ok(Vec::new());
     };
@@ -248,32 +288,48 @@ async fn entries_of(metadata: &TableMetadata, file_io: &FileIO) -> Result<Vec<En
     for manifest_file in manifest_files(metadata, file_io).await? {
         let manifest = manifest_file.load_manifest(file_io).await?;
         let spec_id = manifest_file.partition_spec_id;
-        entries.extend(manifest.entries().iter().map(|entry| (entry.clone(), spec_id)));
+        entries.extend(
+            manifest
+                .entries()
+                .iter()
+                .map(|entry| (Arc::clone(entry), spec_id)),
+        );
     }
     Ok(entries)
 }
 
 fn manifests(files: &[ManifestFile]) -> Result<RecordBatch, FloeError> {
-    let count = |select: fn(&ManifestFile) -> Option<u32>, content: ManifestContentType| -> ArrayRef {
-        Arc::new(Int32Array::from_iter_values(files.iter().map(|f| {
-            if f.content == content {
-                select(f).unwrap_or(0) as i32
-            } else {
-                0
-            }
-        })))
-    };
+    let count =
+        |select: fn(&ManifestFile) -> Option<u32>, content: ManifestContentType| -> ArrayRef {
+            Arc::new(Int32Array::from_iter_values(files.iter().map(|f| {
+                if f.content == content {
+                    select(f).unwrap_or(0) as i32
+                } else {
+                    0
+                }
+            })))
+        };
     let data = ManifestContentType::Data;
     let deletes = ManifestContentType::Deletes;
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(files.iter().map(|f| match f.content {
-            ManifestContentType::Data => 0,
-            ManifestContentType::Deletes => 1,
-        }))),
-        Arc::new(StringArray::from_iter_values(files.iter().map(|f| f.manifest_path.as_str()))),
-        Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.manifest_length))),
-        Arc::new(Int32Array::from_iter_values(files.iter().map(|f| f.partition_spec_id))),
-        Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.added_snapshot_id))),
+        Arc::new(Int32Array::from_iter_values(files.iter().map(
+            |f| match f.content {
+                ManifestContentType::Data => 0,
+                ManifestContentType::Deletes => 1,
+            },
+        ))),
+        Arc::new(StringArray::from_iter_values(
+            files.iter().map(|f| f.manifest_path.as_str()),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            files.iter().map(|f| f.manifest_length),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            files.iter().map(|f| f.partition_spec_id),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            files.iter().map(|f| f.added_snapshot_id),
+        )),
         count(|f| f.added_files_count, data),
         count(|f| f.existing_files_count, data),
         count(|f| f.deleted_files_count, data),
@@ -312,18 +368,36 @@ fn file_columns(live: &[&Entry]) -> Result<(Vec<Field>, Vec<ArrayRef>), FloeErro
         }
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(files.iter().map(|f| content_code(f.content_type())))),
-        Arc::new(StringArray::from_iter_values(files.iter().map(|f| f.file_path()))),
-        Arc::new(StringArray::from_iter_values(
-            files.iter().map(|f| f.file_format().to_string().to_uppercase()),
+        Arc::new(Int32Array::from_iter_values(
+            files.iter().map(|f| content_code(f.content_type())),
         )),
-        Arc::new(Int32Array::from_iter_values(live.iter().map(|(_, spec_id)| *spec_id))),
-        Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.record_count() as i64))),
-        Arc::new(Int64Array::from_iter_values(files.iter().map(|f| f.file_size_in_bytes() as i64))),
+        Arc::new(StringArray::from_iter_values(
+            files.iter().map(|f| f.file_path()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            files
+                .iter()
+                .map(|f| f.file_format().to_string().to_uppercase()),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            live.iter().map(|(_, spec_id)| *spec_id),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            files.iter().map(|f| f.record_count() as i64),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            files.iter().map(|f| f.file_size_in_bytes() as i64),
+        )),
         Arc::new(equality_ids.finish()),
-        Arc::new(StringArray::from_iter(files.iter().map(|f| f.referenced_data_file()))),
-        Arc::new(Int64Array::from_iter(files.iter().map(|f| f.content_offset()))),
-        Arc::new(Int64Array::from_iter(files.iter().map(|f| f.content_size_in_bytes()))),
+        Arc::new(StringArray::from_iter(
+            files.iter().map(|f| f.referenced_data_file()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            files.iter().map(|f| f.content_offset()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            files.iter().map(|f| f.content_size_in_bytes()),
+        )),
     ];
     let fields = vec![
         Field::new("content", DataType::Int32, false),
@@ -359,10 +433,18 @@ fn entries(entries: &[Entry]) -> Result<RecordBatch, FloeError> {
         iceberg::spec::ManifestStatus::Deleted => 2,
     };
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(entries.iter().map(|(e, _)| status(e)))),
-        Arc::new(Int64Array::from_iter(entries.iter().map(|(e, _)| e.snapshot_id()))),
-        Arc::new(Int64Array::from_iter(entries.iter().map(|(e, _)| e.sequence_number()))),
-        Arc::new(Int64Array::from_iter(entries.iter().map(|(e, _)| e.file_sequence_number))),
+        Arc::new(Int32Array::from_iter_values(
+            entries.iter().map(|(e, _)| status(e)),
+        )),
+        Arc::new(Int64Array::from_iter(
+            entries.iter().map(|(e, _)| e.snapshot_id()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            entries.iter().map(|(e, _)| e.sequence_number()),
+        )),
+        Arc::new(Int64Array::from_iter(
+            entries.iter().map(|(e, _)| e.file_sequence_number),
+        )),
         Arc::new(data_file),
     ];
     let schema = Schema::new(vec![

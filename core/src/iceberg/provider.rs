@@ -30,17 +30,17 @@ use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 use super::deletes::{DeleteFile, DeletePlanner};
-use super::metadata_tables::MetadataTable;
-use super::time_travel::resolve_version;
-use crate::sql::time_travel::TableVersion;
 use super::field_ids::without_field_ids;
+use super::metadata_tables::MetadataTable;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
 use super::stats::{ManifestStatsCache, file_statistics, table_statistics};
+use super::time_travel::resolve_version;
 use super::{object_store_location, query_schema_of};
 use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
 use crate::error::{FloeError, iceberg_to_df};
+use crate::sql::time_travel::TableVersion;
 
 /// The metadata caches shared by every catalog of a session.
 #[derive(Debug)]
@@ -210,7 +210,9 @@ impl SchemaProvider for IcebergSchemaProvider {
         };
         let table = intern_table(&self.caches.tables, table);
         if let Some(kind) = metadata_table {
-            return Ok(Some(kind.provider(&table).await.map_err(DataFusionError::from)?));
+            return Ok(Some(
+                kind.provider(&table).await.map_err(DataFusionError::from)?,
+            ));
         }
         let catalog = Arc::clone(&self.catalog);
         let caches = Arc::clone(&self.caches);
@@ -298,8 +300,9 @@ impl IcebergTableProvider {
         version: &TableVersion,
     ) -> DFResult<Self> {
         let mut provider = Self::try_new(catalog, table, caches)?;
-        let snapshot = resolve_version(provider.table.metadata(), version, &provider.display_name())
-            .map_err(DataFusionError::from)?;
+        let snapshot =
+            resolve_version(provider.table.metadata(), version, &provider.display_name())
+                .map_err(DataFusionError::from)?;
         let metadata = provider.table.metadata();
         let schema = snapshot
             .schema_id()

@@ -30,7 +30,9 @@ pub fn resolve_version(
         }),
         TableVersion::Timestamp(text) => {
             let nanos = string_to_timestamp_nanos(text).map_err(|e| {
-                FloeError::plan(format!("time travel on {table}: `{text}` is not a timestamp: {e}"))
+                FloeError::plan(format!(
+                    "time travel on {table}: `{text}` is not a timestamp: {e}"
+                ))
             })?;
             snapshot_at(metadata, nanos.div_euclid(1_000_000), text, table)
         }
@@ -80,6 +82,8 @@ fn snapshot_at(
 }
 
 fn format_millis(millis: i64) -> String {
-    arrow::temporal_conversions::timestamp_ms_to_datetime(millis)
-        .map_or_else(|| millis.to_string(), |at| at.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+    arrow::temporal_conversions::timestamp_ms_to_datetime(millis).map_or_else(
+        || millis.to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+    )
 }

@@ -47,13 +47,24 @@ fn rewrite_name_after(tokens: &mut Vec<TokenWithSpan>, from: usize) {
     }
     let is_word = |k: usize| matches!(tokens[parts[k]].token, Token::Word(_));
     let is_period = |k: usize| tokens[parts[k]].token == Token::Period;
-    if !(is_word(0) && is_period(1) && is_word(2) && is_period(3) && is_word(4) && is_period(5) && is_word(6)) {
+    if !(is_word(0)
+        && is_period(1)
+        && is_word(2)
+        && is_period(3)
+        && is_word(4)
+        && is_period(5)
+        && is_word(6))
+    {
         return;
     }
-    if parts.get(7).is_some_and(|&i| matches!(tokens[i].token, Token::Period | Token::LParen)) {
+    if parts
+        .get(7)
+        .is_some_and(|&i| matches!(tokens[i].token, Token::Period | Token::LParen))
+    {
         return;
     }
-    let (Token::Word(table), Token::Word(kind)) = (&tokens[parts[4]].token, &tokens[parts[6]].token)
+    let (Token::Word(table), Token::Word(kind)) =
+        (&tokens[parts[4]].token, &tokens[parts[6]].token)
     else {
         return;
     };

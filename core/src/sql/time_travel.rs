@@ -50,7 +50,10 @@ impl TableVersion {
     /// Splits a table name the rewrite made into the table's own name and the version.
     pub fn split(name: &str) -> Option<(&str, Self)> {
         if let Some((table, version)) = name.split_once(VERSION_SEPARATOR) {
-            let version = match version.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+            let version = match version
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+            {
                 Some(reference) => Self::Ref(reference.to_string()),
                 None => Self::Snapshot(version.parse().ok()?),
             };
@@ -94,8 +97,12 @@ fn significant(tokens: &[TokenWithSpan], start: usize, n: usize) -> Vec<usize> {
 /// Rewrites a clause starting at `start`, if one does; returns the index after the rewrite.
 fn rewrite_at(tokens: &mut Vec<TokenWithSpan>, start: usize) -> Result<Option<usize>, ParserError> {
     let head = significant(tokens, start, 4);
-    let word = |k: usize, keyword: &str| head.get(k).is_some_and(|&i| is_word(&tokens[i].token, keyword));
-    let (is_time, keywords) = if word(0, "FOR") && (word(1, "VERSION") || word(1, "SYSTEM_VERSION")) {
+    let word = |k: usize, keyword: &str| {
+        head.get(k)
+            .is_some_and(|&i| is_word(&tokens[i].token, keyword))
+    };
+    let (is_time, keywords) = if word(0, "FOR") && (word(1, "VERSION") || word(1, "SYSTEM_VERSION"))
+    {
         (false, 2)
     } else if word(0, "FOR") && (word(1, "TIMESTAMP") || word(1, "SYSTEM_TIME")) {
         (true, 2)
@@ -153,7 +160,9 @@ fn parse_value(
         let found = token(0).map_or("end of input".to_string(), ToString::to_string);
         let at = next.first().map(|&i| tokens[i].span.start);
         let location = at.map_or(String::new(), |l| format!(" at {l}"));
-        ParserError::ParserError(format!("time travel: expected {what}, found {found}{location}"))
+        ParserError::ParserError(format!(
+            "time travel: expected {what}, found {found}{location}"
+        ))
     };
     if is_time {
         let (literal, end) = match (token(0), token(1)) {
@@ -174,7 +183,9 @@ fn parse_value(
             let id: i64 = n.parse().map_err(|_| expected("a snapshot id"))?;
             Ok((TableVersion::Snapshot(-id), next[1] + 1))
         }
-        (Some(Token::SingleQuotedString(name)), _) => Ok((TableVersion::Ref(name.clone()), next[0] + 1)),
+        (Some(Token::SingleQuotedString(name)), _) => {
+            Ok((TableVersion::Ref(name.clone()), next[0] + 1))
+        }
         _ => Err(expected("a snapshot id or a branch or tag name in quotes")),
     }
 }
@@ -183,7 +194,9 @@ fn parse_value(
 fn alias_follows(tokens: &[TokenWithSpan], from: usize) -> bool {
     let next = significant(tokens, from, 1);
     match next.first().map(|&i| &tokens[i].token) {
-        Some(Token::Word(word)) => word.keyword == Keyword::AS || word.keyword == Keyword::NoKeyword,
+        Some(Token::Word(word)) => {
+            word.keyword == Keyword::AS || word.keyword == Keyword::NoKeyword
+        }
         _ => false,
     }
 }

@@ -18,9 +18,9 @@ use futures::TryStreamExt;
 use iceberg::io::FileIO;
 use iceberg::puffin::{Blob, CompressionCodec, DELETION_VECTOR_V1, PuffinReader, PuffinWriter};
 use iceberg::spec::{
-    DataContentType, DataFile, DataFileBuilder, DataFileFormat, FormatVersion, ManifestList,
-    ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference,
-    SnapshotRetention, Summary, TableMetadataBuilder, MAIN_BRANCH,
+    DataContentType, DataFile, DataFileBuilder, DataFileFormat, FormatVersion, MAIN_BRANCH,
+    ManifestList, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot,
+    SnapshotReference, SnapshotRetention, Summary, TableMetadataBuilder,
 };
 use iceberg::{MetadataLocation, TableIdent};
 use parquet::arrow::{ArrowWriter, PARQUET_FIELD_ID_META_KEY};
@@ -29,15 +29,31 @@ use roaring::RoaringTreemap;
 /// Locations of the data files of `table`'s current snapshot, in the order the scan plans them.
 pub async fn data_files(catalog: &FloeCatalog, table: &TableIdent) -> Vec<String> {
     let table = catalog.iceberg.load_table(table).await.unwrap();
-    let tasks: Vec<_> = table.scan().build().unwrap().plan_files().await.unwrap().try_collect().await.unwrap();
+    let tasks: Vec<_> = table
+        .scan()
+        .build()
+        .unwrap()
+        .plan_files()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     tasks.into_iter().map(|task| task.data_file_path).collect()
 }
 
 /// A deletion vector of `data_file` deleting `positions`, in its own Puffin file.
-pub async fn deletion_vector(file_io: &FileIO, location: &str, data_file: &str, positions: &[u64]) -> DataFile {
+pub async fn deletion_vector(
+    file_io: &FileIO,
+    location: &str,
+    data_file: &str,
+    positions: &[u64],
+) -> DataFile {
     let bitmap: RoaringTreemap = positions.iter().copied().collect();
     let output = file_io.new_output(location).unwrap();
-    let mut writer = PuffinWriter::new(&output, HashMap::new(), false).await.unwrap();
+    let mut writer = PuffinWriter::new(&output, HashMap::new(), false)
+        .await
+        .unwrap();
     let blob = Blob::builder()
         .r#type(DELETION_VECTOR_V1.to_string())
         .fields(Vec::new())
@@ -53,7 +69,11 @@ pub async fn deletion_vector(file_io: &FileIO, location: &str, data_file: &str, 
     writer.close().await.unwrap();
     let input = file_io.new_input(location).unwrap();
     let size = input.metadata().await.unwrap().size;
-    let metadata = PuffinReader::new(input).file_metadata().await.unwrap().clone();
+    let metadata = PuffinReader::new(input)
+        .file_metadata()
+        .await
+        .unwrap()
+        .clone();
     let blob = &metadata.blobs()[0];
     DataFileBuilder::default()
         .content(DataContentType::PositionDeletes)
@@ -70,13 +90,22 @@ pub async fn deletion_vector(file_io: &FileIO, location: &str, data_file: &str, 
 
 /// An equality delete file on the BIGINT column with `field_id`, deleting rows whose value is in
 /// `values` (a `None` deletes rows where the column is null).
-pub fn equality_deletes(path: &std::path::Path, field_id: i32, name: &str, values: &[Option<i64>]) -> DataFile {
+pub fn equality_deletes(
+    path: &std::path::Path,
+    field_id: i32,
+    name: &str,
+    values: &[Option<i64>],
+) -> DataFile {
     let field = Field::new(name, DataType::Int64, true).with_metadata(HashMap::from([(
         PARQUET_FIELD_ID_META_KEY.to_string(),
         field_id.to_string(),
     )]));
     let schema = Arc::new(Schema::new(vec![field]));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(Int64Array::from(values.to_vec()))],
+    )
+    .unwrap();
     let file = std::fs::File::create(path).unwrap();
     let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
     writer.write(&batch).unwrap();
@@ -109,7 +138,9 @@ pub async fn register_with_deletes(
     let location = metadata.location();
     let id = uuid::Uuid::new_v4();
 
-    let manifest_output = file_io.new_output(format!("{location}/metadata/{id}-m0.avro")).unwrap();
+    let manifest_output = file_io
+        .new_output(format!("{location}/metadata/{id}-m0.avro"))
+        .unwrap();
     let builder = ManifestWriterBuilder::new(
         manifest_output,
         Some(snapshot_id),
@@ -126,10 +157,21 @@ pub async fn register_with_deletes(
     }
     let delete_manifest = writer.write_manifest_file().await.unwrap();
 
-    let list_bytes = file_io.new_input(parent.manifest_list()).unwrap().read().await.unwrap();
-    let existing = ManifestList::parse_with_version(&list_bytes, metadata.format_version()).unwrap();
+    let list_bytes = file_io
+        .new_input(parent.manifest_list())
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let existing =
+        ManifestList::parse_with_version(&list_bytes, metadata.format_version()).unwrap();
     let list_location = format!("{location}/metadata/snap-{snapshot_id}-{id}.avro");
-    let list_output = file_io.new_output(&list_location).unwrap().writer().await.unwrap();
+    let list_output = file_io
+        .new_output(&list_location)
+        .unwrap()
+        .writer()
+        .await
+        .unwrap();
     let mut list = match metadata.format_version() {
         FormatVersion::V3 => ManifestListWriter::v3(
             list_output,
@@ -138,14 +180,23 @@ pub async fn register_with_deletes(
             sequence_number,
             Some(metadata.next_row_id()),
         ),
-        _ => ManifestListWriter::v2(list_output, snapshot_id, Some(parent.snapshot_id()), sequence_number),
+        _ => ManifestListWriter::v2(
+            list_output,
+            snapshot_id,
+            Some(parent.snapshot_id()),
+            sequence_number,
+        ),
     };
-    list.add_manifests(existing.entries().iter().cloned().chain([delete_manifest])).unwrap();
+    list.add_manifests(existing.entries().iter().cloned().chain([delete_manifest]))
+        .unwrap();
     list.close().await.unwrap();
 
     let summary = Summary {
         operation: Operation::Delete,
-        additional_properties: HashMap::from([("added-delete-files".to_string(), added.to_string())]),
+        additional_properties: HashMap::from([(
+            "added-delete-files".to_string(),
+            added.to_string(),
+        )]),
     };
     let snapshot = Snapshot::builder()
         .with_snapshot_id(snapshot_id)
@@ -165,7 +216,10 @@ pub async fn register_with_deletes(
     )
     .add_snapshot(snapshot)
     .unwrap()
-    .set_ref(MAIN_BRANCH, SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)))
+    .set_ref(
+        MAIN_BRANCH,
+        SnapshotReference::new(snapshot_id, SnapshotRetention::branch(None, None, None)),
+    )
     .unwrap()
     .build()
     .unwrap()

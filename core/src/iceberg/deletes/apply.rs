@@ -29,7 +29,9 @@ use roaring::RoaringTreemap;
 use tokio::sync::Mutex;
 
 use super::load::{EqualityKeys, TaskDeletes};
-use crate::iceberg::scan::{IcebergScanSpec, ParquetRead, ScanFile, parquet_config, partitioned_file};
+use crate::iceberg::scan::{
+    IcebergScanSpec, ParquetRead, ScanFile, parquet_config, partitioned_file,
+};
 
 /// `EXPLAIN ANALYZE` counters of deletes applied.
 #[derive(Debug, Clone)]
@@ -69,7 +71,12 @@ impl ScanWithDeletes {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let files = self.spec.file_groups.get(partition).cloned().unwrap_or_default();
+        let files = self
+            .spec
+            .file_groups
+            .get(partition)
+            .cloned()
+            .unwrap_or_default();
         let (with_deletes, without): (Vec<ScanFile>, Vec<ScanFile>) =
             files.into_iter().partition(|file| !file.deletes.is_empty());
         let mut parts: Vec<SendableRecordBatchStream> = Vec::new();
@@ -222,7 +229,10 @@ fn drop_deleted_keys(
 ) -> Result<RecordBatch> {
     let mut keep = vec![true; batch.num_rows()];
     for (keys, positions) in equality.iter().zip(key_positions) {
-        let columns: Vec<_> = positions.iter().map(|&p| Arc::clone(batch.column(p))).collect();
+        let columns: Vec<_> = positions
+            .iter()
+            .map(|&p| Arc::clone(batch.column(p)))
+            .collect();
         let rows = keys.converter.convert_columns(&columns)?;
         for (row, kept) in rows.iter().zip(keep.iter_mut()) {
             if *kept && keys.keys.contains(row.as_ref()) {

@@ -13,8 +13,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::FileGroup;
 use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::FileGroup;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -68,9 +68,10 @@ impl TaskDeletes {
     }
 
     fn file(&self, index: u32) -> Result<&DeleteFile> {
-        self.spec.delete_files.get(index as usize).ok_or_else(|| {
-            DataFusionError::Internal(format!("scan has no delete file {index}"))
-        })
+        self.spec
+            .delete_files
+            .get(index as usize)
+            .ok_or_else(|| DataFusionError::Internal(format!("scan has no delete file {index}")))
     }
 
     /// Deleted row positions of the data file at `location`, from all its position delete files
@@ -256,7 +257,11 @@ fn position_columns(
 }
 
 /// Indices into `table_schema` of the columns with `field_ids`.
-fn table_columns(table_schema: &SchemaRef, field_ids: &[i32], location: &str) -> Result<Vec<usize>> {
+fn table_columns(
+    table_schema: &SchemaRef,
+    field_ids: &[i32],
+    location: &str,
+) -> Result<Vec<usize>> {
     field_ids
         .iter()
         .map(|id| {

@@ -218,7 +218,9 @@ async fn deletion_vectors(
             let data_file = file
                 .referenced_data_file()
                 .ok_or_else(|| missing("referenced_data_file"))?;
-            let offset = file.content_offset().ok_or_else(|| missing("content_offset"))?;
+            let offset = file
+                .content_offset()
+                .ok_or_else(|| missing("content_offset"))?;
             let length = file
                 .content_size_in_bytes()
                 .ok_or_else(|| missing("content_size_in_bytes"))?;

@@ -72,7 +72,10 @@ mod tests {
         let last_body_byte = flipped.len() - 5;
         flipped[last_body_byte] ^= 1;
         let err = decode(&flipped, "f.puffin").unwrap_err().to_string();
-        assert!(err.contains("f.puffin") && err.contains("checksum"), "{err}");
+        assert!(
+            err.contains("f.puffin") && err.contains("checksum"),
+            "{err}"
+        );
         assert!(decode(&blob[..6], "f.puffin").is_err());
     }
 }
