@@ -153,6 +153,34 @@ async fn partitioned_table_prunes_files() {
         show.contains("PARTITIONED BY (region, day(ts), bucket(4, id), truncate(2, name))"),
         "{show}"
     );
+
+    // The partitions metadata table counts each partition's files and rows.
+    let text = wh
+        .text(
+            r#"SELECT count(*) AS partitions, sum(file_count) AS files, sum(record_count) AS records,
+                      count(DISTINCT partition['region']) AS regions
+               FROM "events$partitions""#,
+        )
+        .await;
+    let row = text.lines().nth(3).unwrap_or_default();
+    let cells: Vec<&str> = row
+        .split('|')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let files = total_files.to_string();
+    assert_eq!(
+        cells,
+        [files.as_str(), files.as_str(), "120", "3"],
+        "{text}"
+    );
+    let text = wh
+        .text(
+            r#"SELECT partition['ts_day'] AS day, sum(record_count) AS n FROM "events$partitions"
+               WHERE partition['region'] = 'eu' GROUP BY 1 ORDER BY 1"#,
+        )
+        .await;
+    assert!(text.contains("| 2024-01-02 | 10 |"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Iceberg metadata tables: `snapshots`, `history`, `refs`, `manifests`, `files` (with
-//! `data_files` and `delete_files`) and `entries` of a table, with the columns Spark and Trino
-//! give them.
+//! `data_files` and `delete_files`), `entries` and `partitions` (`partitions_table.rs`) of a
+//! table, with the columns Spark and Trino give them.
 //!
 //! They are reached as Trino names them, `"orders$snapshots"`, and as Spark does,
 //! `lake.ns.orders.snapshots` (rewritten to the first form by [`crate::sql::metadata_names`]).
@@ -46,6 +46,8 @@ pub enum MetadataTable {
     DeleteFiles,
     /// Manifest entries of the current snapshot, with their status.
     Entries,
+    /// Live files and rows per partition.
+    Partitions,
 }
 
 /// The metadata table names, as they follow `$` or the last `.`.
@@ -58,6 +60,7 @@ pub const METADATA_TABLE_NAMES: &[&str] = &[
     "data_files",
     "delete_files",
     "entries",
+    "partitions",
 ];
 
 impl MetadataTable {
@@ -72,6 +75,7 @@ impl MetadataTable {
             "data_files" => Self::DataFiles,
             "delete_files" => Self::DeleteFiles,
             "entries" => Self::Entries,
+            "partitions" => Self::Partitions,
             _ => return None,
         })
     }
@@ -107,6 +111,10 @@ impl MetadataTable {
                     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?
                 }
                 Self::Entries => entries(&entries_of(metadata, table.file_io()).await?)?,
+                Self::Partitions => super::partitions_table::partitions(
+                    metadata,
+                    &entries_of(metadata, table.file_io()).await?,
+                )?,
             };
         Ok(Arc::new(MemTable::try_new(
             batch.schema(),
@@ -280,7 +288,7 @@ async fn manifest_files(
 }
 
 /// A manifest entry and the partition spec id of its manifest.
-type Entry = (ManifestEntryRef, i32);
+pub(crate) type Entry = (ManifestEntryRef, i32);
 
 /// Every entry of the current snapshot's manifests.
 async fn entries_of(metadata: &TableMetadata, file_io: &FileIO) -> Result<Vec<Entry>, FloeError> {

@@ -5,6 +5,7 @@ pub mod ddl;
 pub mod deletes;
 pub mod field_ids;
 pub mod metadata_tables;
+mod partitions_table;
 pub mod provider;
 pub mod scan;
 pub mod sink;

@@ -146,7 +146,15 @@ pub fn table_statistics(bounds: &ManifestBounds, schema: &Schema) -> Statistics 
 }
 
 fn datum_to_scalar(datum: &Datum, data_type: &DataType) -> Option<ScalarValue> {
-    let value = match (datum.literal(), data_type) {
+    literal_to_scalar(datum.literal(), data_type)
+}
+
+/// `literal` as a value of the Arrow type `data_type`; `None` for a pair this does not map.
+pub(crate) fn literal_to_scalar(
+    literal: &PrimitiveLiteral,
+    data_type: &DataType,
+) -> Option<ScalarValue> {
+    let value = match (literal, data_type) {
         (PrimitiveLiteral::Boolean(b), DataType::Boolean) => ScalarValue::Boolean(Some(*b)),
         (PrimitiveLiteral::Int(v), DataType::Int32) => ScalarValue::Int32(Some(*v)),
         (PrimitiveLiteral::Int(v), DataType::Date32) => ScalarValue::Date32(Some(*v)),
