@@ -18,19 +18,43 @@ fn run_python(args: &[&str]) -> String {
     processes::run_interop_script("pyiceberg_tables.py", args)
 }
 
-fn floe_json(dir: &std::path::Path, sql: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
+/// Runs `sql` with `floe` in `dir` and `args` before `-c`.
+fn floe(dir: &std::path::Path, args: &[&str], sql: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_floe"))
+        .args(args)
         .args(["--format", "json", "-q", "-c", sql])
         .current_dir(dir)
         .env_remove("FLOE_CONFIG")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// The JSON rows of `sql`, asserting it succeeded.
+fn floe_rows(dir: &std::path::Path, args: &[&str], sql: &str) -> String {
+    let output = floe(dir, args, sql);
     assert!(
         output.status.success(),
         "floe failed on {sql}:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// `sql` on the default local catalog.
+fn floe_json(dir: &std::path::Path, sql: &str) -> String {
+    floe_rows(dir, &[], sql)
+}
+
+/// `sql` with `floe --config floe.toml` in `dir`.
+fn floe_with_config(dir: &std::path::Path, sql: &str) -> String {
+    floe_rows(dir, &["--config", "floe.toml"], sql)
+}
+
+/// The error message of `sql` with `floe --config floe.toml`, asserting it failed.
+fn floe_error(dir: &std::path::Path, sql: &str) -> String {
+    let output = floe(dir, &["--config", "floe.toml"], sql);
+    assert!(!output.status.success(), "{sql} should fail");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -81,22 +105,6 @@ fn pyiceberg_reads_what_floe_wrote() {
     assert_eq!(rows.lines().collect::<Vec<_>>(), expected);
 }
 
-/// Runs `sql` with `floe --config floe.toml` in `dir`; its JSON rows.
-fn floe_with_config(dir: &std::path::Path, sql: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--config", "floe.toml", "--format", "json", "-q", "-c", sql])
-        .current_dir(dir)
-        .env_remove("FLOE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "floe failed on {sql}:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Queries whose answers Floe and DuckDB must agree on, over the same table.
 const DELETE_CHECKS: &[&str] = &[
     "SELECT count(*) AS n FROM lake.duck.orders",
@@ -107,37 +115,18 @@ const DELETE_CHECKS: &[&str] = &[
     "SELECT id, qty FROM lake.duck.orders WHERE id < 30 ORDER BY id",
 ];
 
-/// Runs `sql` with `floe --config floe.toml` in `dir`; the error message, asserting it failed.
-fn floe_error(dir: &std::path::Path, sql: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_floe"))
-        .args(["--config", "floe.toml", "-q", "-c", sql])
-        .current_dir(dir)
-        .env_remove("FLOE_CONFIG")
-        .output()
-        .unwrap();
-    assert!(!output.status.success(), "{sql} should fail");
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
+/// Runs `client/tests/interop/{script}` against `weed`'s S3 and catalog.
 fn interop_script(weed: &weed::Weed, script: &str, args: &[&str]) -> String {
     let mut all = vec![weed.s3.as_str(), weed.rest.as_str()];
     all.extend_from_slice(args);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/interop")
-        .join(script);
-    let output = Command::new(processes::test_python())
-        .arg(path)
-        .args(&all)
-        .env("AWS_ACCESS_KEY_ID", weed::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", weed::SECRET_KEY)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{script} {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    processes::run_interop_script_with_env(
+        script,
+        &all,
+        &[
+            ("AWS_ACCESS_KEY_ID", weed::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", weed::SECRET_KEY),
+        ],
+    )
 }
 
 /// One `weed mini` for every check against a REST catalog and S3 (tests in one binary run in

@@ -120,6 +120,11 @@ pub fn test_python() -> PathBuf {
 /// Runs `client/tests/interop/{script}` with [`test_python`]; its standard output, after
 /// asserting that it succeeded.
 pub fn run_interop_script(script: &str, args: &[&str]) -> String {
+    run_interop_script_with_env(script, args, &[])
+}
+
+/// [`run_interop_script`] with `envs` set for the script.
+pub fn run_interop_script_with_env(script: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .map(|dir| dir.join("client/tests/interop").join(script))
@@ -128,6 +133,7 @@ pub fn run_interop_script(script: &str, args: &[&str]) -> String {
     let output = Command::new(test_python())
         .arg(path)
         .args(args)
+        .envs(envs.iter().copied())
         .output()
         .unwrap();
     assert!(

@@ -40,6 +40,14 @@ fn keywords_before_periods_are_names(tokens: &mut [TokenWithSpan]) {
     }
 }
 
+/// Indices of the next `n` tokens other than whitespace and comments, from `start` on.
+pub(crate) fn significant(tokens: &[TokenWithSpan], start: usize, n: usize) -> Vec<usize> {
+    (start..tokens.len())
+        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
+        .take(n)
+        .collect()
+}
+
 /// Whether `token` is layout only (whitespace or a comment).
 fn is_layout(token: &Token) -> bool {
     matches!(token, Token::Whitespace(_) | Token::EOF)

@@ -8,14 +8,8 @@
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Word};
 
+use super::lexer::significant;
 use crate::iceberg::metadata_tables::METADATA_TABLE_NAMES;
-
-fn significant(tokens: &[TokenWithSpan], start: usize, n: usize) -> Vec<usize> {
-    (start..tokens.len())
-        .filter(|&i| !matches!(tokens[i].token, Token::Whitespace(_)))
-        .take(n)
-        .collect()
-}
 
 fn normalized(word: &Word) -> String {
     match word.quote_style {

@@ -23,6 +23,8 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace, Word};
 
+use super::lexer::significant;
+
 /// The version a time-travel clause asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableVersion {
@@ -84,14 +86,6 @@ pub fn rewrite(tokens: &mut Vec<TokenWithSpan>) -> Result<(), ParserError> {
         }
     }
     Ok(())
-}
-
-/// Indices of the next `n` tokens other than whitespace and comments, from `start` on.
-fn significant(tokens: &[TokenWithSpan], start: usize, n: usize) -> Vec<usize> {
-    (start..tokens.len())
-        .filter(|&i| !is_layout(&tokens[i].token))
-        .take(n)
-        .collect()
 }
 
 /// Rewrites a clause starting at `start`, if one does; returns the index after the rewrite.
