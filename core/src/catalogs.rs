@@ -27,6 +27,7 @@ use url::Url;
 
 use crate::config::{CatalogConfig, CatalogType, S3Config};
 use crate::error::{FloeError, Result};
+use crate::rest_signing::SigningProxy;
 
 /// A configured catalog: the Iceberg handle plus what the scan needs to reach its files.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct FloeCatalog {
     pub iceberg: Arc<dyn Catalog>,
     /// S3 settings of the warehouse, used to register DataFusion object stores.
     pub s3: Option<S3Config>,
+    /// Signs the REST catalog's requests (SigV4); runs as long as a clone of this catalog does.
+    _signing_proxy: Option<Arc<SigningProxy>>,
 }
 
 impl FloeCatalog {
@@ -54,6 +57,12 @@ impl FloeCatalog {
             .transpose()?;
         let context =
             |e: iceberg::Error| FloeError::plan(format!("cannot open catalog `{name}`: {e}"));
+        let mut signing_proxy = None;
+        if config.signing.is_some() && config.catalog_type != CatalogType::Rest {
+            return Err(FloeError::plan(format!(
+                "catalog `{name}`: `signing` applies to REST catalogs only"
+            )));
+        }
         let iceberg: Arc<dyn Catalog> = match config.catalog_type {
             CatalogType::Sql => {
                 let mut uri = config.uri.clone().unwrap_or_default();
@@ -87,23 +96,29 @@ impl FloeCatalog {
                 Arc::new(catalog)
             }
             CatalogType::Rest => {
+                let uri = config.uri.clone().unwrap_or_default();
                 if let Some(signing) = &config.signing {
-                    return Err(FloeError::NotSupported(format!(
-                        "catalog `{name}`: SigV4 signing (`signing = {{ name = \"{}\" }}`) for \
-                         REST catalogs is not implemented yet; iceberg-catalog-rest 0.10 cannot \
-                         sign requests",
-                        signing.name
-                    )));
+                    if config.token.is_some() || config.credential.is_some() {
+                        return Err(FloeError::plan(format!(
+                            "catalog `{name}`: `signing` authenticates by signature; remove \
+                             `token` and `credential`"
+                        )));
+                    }
+                    let proxy = SigningProxy::start(name, &uri, signing).await?;
+                    props.insert("uri".into(), proxy.local_uri.clone());
+                    props.insert("token".into(), proxy.client_token.clone());
+                    signing_proxy = Some(Arc::new(proxy));
+                } else {
+                    props.insert("uri".into(), uri);
+                    if let Some(token) = &config.token {
+                        props.insert("token".into(), token.clone());
+                    }
+                    if let Some(credential) = &config.credential {
+                        props.insert("credential".into(), credential.clone());
+                    }
                 }
-                props.insert("uri".into(), config.uri.clone().unwrap_or_default());
                 if let Some(warehouse) = &config.warehouse {
                     props.insert("warehouse".into(), warehouse.clone());
-                }
-                if let Some(token) = &config.token {
-                    props.insert("token".into(), token.clone());
-                }
-                if let Some(credential) = &config.credential {
-                    props.insert("credential".into(), credential.clone());
                 }
                 let catalog = RestCatalogBuilder::default()
                     .with_storage_factory(storage)
@@ -131,6 +146,7 @@ impl FloeCatalog {
             name: name.to_string(),
             iceberg,
             s3: config.s3.clone(),
+            _signing_proxy: signing_proxy,
         })
     }
 

@@ -49,6 +49,7 @@ pub mod error;
 pub mod iceberg;
 pub mod join_order;
 pub mod options;
+pub mod rest_signing;
 pub mod session;
 pub mod shuffle;
 pub mod sql;

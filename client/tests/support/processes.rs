@@ -41,14 +41,31 @@ impl Drop for Process {
 
 /// Starts `binary` and reads the address from its `listening on ADDR` line.
 pub fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
-    let mut child = Command::new(workspace_binary(binary))
+    let mut command = Command::new(workspace_binary(binary));
+    command
         .args(args)
         .current_dir(dir)
         .env_remove("FLOE_CONFIG")
         .env(
             "RUST_LOG",
             std::env::var("FLOE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        );
+    start_listening(command)
+}
+
+/// Starts the server `client/tests/interop/{script}` with `envs`; reads its address as
+/// [`start`] does. Its further output lines are printed to the test's output.
+pub fn start_interop_server(script: &str, args: &[&str], envs: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(test_python());
+    command
+        .arg(interop_script(script))
+        .args(args)
+        .envs(envs.iter().copied());
+    start_listening(command)
+}
+
+fn start_listening(mut command: Command) -> Process {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -62,7 +79,11 @@ pub fn start(binary: &str, args: &[&str], dir: &Path) -> Process {
         .trim()
         .to_string();
     // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("{line}");
+        }
+    });
     Process { child, address }
 }
 
@@ -125,13 +146,8 @@ pub fn run_interop_script(script: &str, args: &[&str]) -> String {
 
 /// [`run_interop_script`] with `envs` set for the script.
 pub fn run_interop_script_with_env(script: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .map(|dir| dir.join("client/tests/interop").join(script))
-        .find(|path| path.exists())
-        .unwrap();
     let output = Command::new(test_python())
-        .arg(path)
+        .arg(interop_script(script))
         .args(args)
         .envs(envs.iter().copied())
         .output()
@@ -142,4 +158,13 @@ pub fn run_interop_script_with_env(script: &str, args: &[&str], envs: &[(&str, &
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// The path of `client/tests/interop/{script}`.
+fn interop_script(script: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("client/tests/interop").join(script))
+        .find(|path| path.exists())
+        .unwrap()
 }
