@@ -94,6 +94,39 @@ fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
 }
 
 #[test]
+fn floe_resolves_nested_renames_and_files_without_field_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = dir.path().join("floe-warehouse");
+    std::fs::create_dir_all(&warehouse).unwrap();
+    run_python(&["write_types", warehouse.to_str().unwrap()]);
+    // `migrated.parquet` has no field ids; the name mapping PyIceberg's `add_files` recorded
+    // names its `name` column, which the table later renamed to `label`.
+    let out = floe_json(
+        dir.path(),
+        "SELECT id, label FROM local.pyi.mapped ORDER BY id",
+    );
+    assert_eq!(
+        out.trim(),
+        r#"[{"id":1,"label":"old-a"},{"id":2,"label":"old-b"},{"id":3,"label":"new-c"}]"#
+    );
+    // `s.b` was renamed to `s.bee` after the first file: matched by the nested field id, in
+    // projections and filters alike; lists, maps and uuids read as written.
+    let out = floe_json(
+        dir.path(),
+        "SELECT id, s['a'] AS a, s['bee'] AS bee, l[1] AS l1, cardinality(l) AS n, m['k'] AS k, \
+         encode(u, 'hex') AS u FROM local.pyi.nested WHERE s['bee'] <> 'q' ORDER BY id",
+    );
+    assert_eq!(
+        out.trim(),
+        concat!(
+            r#"[{"id":1,"a":10,"bee":"x","l1":1,"n":3,"k":7,"u":"12345678123456781234567812345678"},"#,
+            r#"{"id":2,"a":20,"bee":"y","n":0,"k":8},"#,
+            r#"{"id":3,"a":30,"bee":"z","l1":4,"n":1}]"#
+        )
+    );
+}
+
+#[test]
 fn pyiceberg_reads_what_floe_wrote() {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = dir.path().join("floe-warehouse");

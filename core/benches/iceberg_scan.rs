@@ -3,6 +3,13 @@
 //!
 //! Run with `cargo bench -p floe-core --bench iceberg_scan`; the ratio of the two medians per
 //! query is the Iceberg overhead (planning from manifests, field-id mapping).
+//!
+//! The `object_store_latency` group reads the same table through Floe twice: from the local
+//! file system as is, and through `object_store`'s `ThrottledStore` adding
+//! [`REQUEST_LATENCY`] to every request, as S3 does. The ratio of the two is what object-store
+//! latency costs a scan once its metadata is cached (footers in the Parquet metadata cache,
+//! manifests in the table cache); the throttle applies to data-file requests, which go through
+//! `object_store`, not to Iceberg metadata, which the `iceberg` crate's FileIO reads.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
@@ -12,11 +19,15 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use floe_core::iceberg::scan::IcebergScanExec;
 use floe_core::{FloeConfig, FloeSession};
+use object_store::local::LocalFileSystem;
+use object_store::throttle::{ThrottleConfig, ThrottledStore};
 
 /// Rows per INSERT; each INSERT writes one data file.
 const ROWS_PER_FILE: i64 = 1_000_000;
 /// Data files in the table.
 const FILES: i64 = 8;
+/// What each object-store request costs in the latency group: S3's first-byte latency.
+const REQUEST_LATENCY: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&IcebergScanExec> {
     if let Some(scan) = plan.as_any().downcast_ref::<IcebergScanExec>() {
@@ -28,6 +39,8 @@ fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<&IcebergScanExec> {
 struct Setup {
     _dir: tempfile::TempDir,
     floe: FloeSession,
+    /// A second session on the same catalog whose local files answer after [`REQUEST_LATENCY`].
+    floe_slow_store: FloeSession,
     plain: SessionContext,
 }
 
@@ -68,9 +81,23 @@ async fn setup() -> Setup {
         .register_parquet("bench", &data_dir, ParquetReadOptions::default())
         .await
         .unwrap();
+    let floe_slow_store = FloeSession::new(&config).await.unwrap();
+    let throttle = ThrottleConfig {
+        wait_get_per_call: REQUEST_LATENCY,
+        wait_list_per_call: REQUEST_LATENCY,
+        ..ThrottleConfig::default()
+    };
+    floe_slow_store
+        .context()
+        .runtime_env()
+        .register_object_store(
+            &url::Url::parse("file://").unwrap(),
+            Arc::new(ThrottledStore::new(LocalFileSystem::new(), throttle)),
+        );
     Setup {
         _dir: dir,
         floe,
+        floe_slow_store,
         plain,
     }
 }
@@ -134,6 +161,34 @@ fn bench_scans(c: &mut Criterion) {
         });
         group.finish();
     }
+    bench_latency(c, &runtime, &setup);
+}
+
+async fn run(session: &FloeSession, sql: &str) -> usize {
+    let batches = session
+        .context()
+        .sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+fn bench_latency(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setup: &Setup) {
+    let sql = QUERIES[0].1;
+    let mut group = c.benchmark_group("object_store_latency");
+    group.sample_size(10);
+    group.bench_function("local_files", |bench| {
+        bench.to_async(runtime).iter(|| run(&setup.floe, sql))
+    });
+    group.bench_function("latency_20ms_per_request", |bench| {
+        bench
+            .to_async(runtime)
+            .iter(|| run(&setup.floe_slow_store, sql))
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench_scans);

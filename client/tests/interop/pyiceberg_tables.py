@@ -2,6 +2,10 @@
 
 Usage:
   pyiceberg_tables.py write  <warehouse_dir>   # PyIceberg creates and fills pyi.trips, then evolves it
+  pyiceberg_tables.py write_types <warehouse_dir>
+      # pyi.mapped: a Parquet file without field ids added with add_files (name mapping), then a
+      #   column renamed; pyi.nested: struct, list, map and uuid columns, a nested field renamed
+      #   after the first file
   pyiceberg_tables.py read   <warehouse_dir> <namespace.table>   # prints rows as JSON lines, sorted
 
 Both sides use the catalog `local` on <warehouse_dir>/catalog.db, Floe's default layout.
@@ -58,6 +62,61 @@ def write(warehouse: str) -> None:
     table.append(more)
 
 
+def write_types(warehouse: str) -> None:
+    import uuid
+
+    import pyarrow.parquet as pq
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import (
+        IntegerType, ListType, LongType, MapType, NestedField, StringType, StructType,
+        UUIDType,
+    )
+
+    cat = catalog(warehouse)
+    cat.create_namespace_if_not_exists("pyi")
+
+    # A file as a migration leaves it: plain Parquet, no field ids.
+    path = f"{warehouse}/migrated.parquet"
+    pq.write_table(pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["old-a", "old-b"]}), path)
+    mapped = cat.create_table(
+        "pyi.mapped",
+        schema=Schema(
+            NestedField(1, "id", LongType(), required=False),
+            NestedField(2, "name", StringType(), required=False),
+        ),
+    )
+    mapped.add_files([path])
+    with mapped.update_schema() as update:
+        update.rename_column("name", "label")
+    mapped = cat.load_table("pyi.mapped")
+    mapped.append(pa.table({"id": pa.array([3], pa.int64()), "label": ["new-c"]}))
+
+    nested = cat.create_table(
+        "pyi.nested",
+        schema=Schema(
+            NestedField(1, "id", LongType(), required=False),
+            NestedField(2, "s", StructType(
+                NestedField(3, "a", IntegerType(), required=False),
+                NestedField(4, "b", StringType(), required=False),
+            ), required=False),
+            NestedField(5, "l", ListType(6, LongType(), element_required=False), required=False),
+            NestedField(7, "m", MapType(8, StringType(), 9, LongType(), value_required=False), required=False),
+            NestedField(10, "u", UUIDType(), required=False),
+        ),
+    )
+    rows = [
+        {"id": 1, "s": {"a": 10, "b": "x"}, "l": [1, 2, 3], "m": {"k": 7},
+         "u": uuid.UUID("12345678-1234-5678-1234-567812345678").bytes},
+        {"id": 2, "s": {"a": 20, "b": "y"}, "l": [], "m": {"k": 8, "j": 9}, "u": None},
+    ]
+    nested.append(pa.Table.from_pylist(rows, schema=nested.schema().as_arrow()))
+    with nested.update_schema() as update:
+        update.rename_column("s.b", "bee")
+    nested = cat.load_table("pyi.nested")
+    more = [{"id": 3, "s": {"a": 30, "bee": "z"}, "l": [4], "m": {}, "u": None}]
+    nested.append(pa.Table.from_pylist(more, schema=nested.schema().as_arrow()))
+
+
 def plain(value):
     if isinstance(value, (Decimal, date, datetime)):
         return str(value)
@@ -78,6 +137,8 @@ if __name__ == "__main__":
     command, warehouse = sys.argv[1], sys.argv[2]
     if command == "write":
         write(warehouse)
+    elif command == "write_types":
+        write_types(warehouse)
     elif command == "read":
         read(warehouse, sys.argv[3])
     else:

@@ -7,6 +7,7 @@ pub mod field_ids;
 pub mod metadata_tables;
 mod partitions_table;
 pub mod provider;
+pub mod relabel;
 pub mod scan;
 pub mod sink;
 pub mod stats;

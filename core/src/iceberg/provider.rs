@@ -30,7 +30,7 @@ use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
 use super::deletes::{DeleteFile, DeletePlanner};
-use super::field_ids::without_field_ids;
+use super::field_ids::{with_name_mapping, without_field_ids};
 use super::metadata_tables::MetadataTable;
 use super::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
 use super::sink::IcebergSink;
@@ -280,7 +280,10 @@ impl IcebergTableProvider {
         table: Table,
         caches: Arc<MetadataCaches>,
     ) -> DFResult<Self> {
-        let schema = query_schema_of(table.metadata().current_schema())?;
+        let schema = with_name_mapping(
+            query_schema_of(table.metadata().current_schema())?,
+            table.metadata().properties(),
+        );
         Ok(Self {
             catalog,
             table,
@@ -308,7 +311,7 @@ impl IcebergTableProvider {
             .schema_id()
             .and_then(|id| metadata.schema_by_id(id))
             .map_or_else(|| Arc::clone(metadata.current_schema()), Arc::clone);
-        provider.schema = query_schema_of(&schema)?;
+        provider.schema = with_name_mapping(query_schema_of(&schema)?, metadata.properties());
         provider.plan_schema = without_field_ids(&provider.schema);
         provider.pinned_snapshot = Some(snapshot.snapshot_id());
         Ok(provider)
