@@ -3,7 +3,8 @@
 //!
 //! Column types come from DataFusion's own SQL type mapping and are narrowed here to what the
 //! Iceberg spec (format v2) can store, the way Spark's Iceberg integration does: small integers
-//! widen to `int`, timestamps store microseconds, any string type is `string`.
+//! widen to `int`, timestamps store microseconds (nanoseconds, v3, only when declared
+//! `TIMESTAMP(9)`), any string type is `string`.
 
 use std::sync::Arc;
 
@@ -12,18 +13,36 @@ use iceberg::spec::{PartitionSpec, PrimitiveType, Schema as IcebergSchema, Trans
 
 use datafusion::sql::planner::IdentNormalizer;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Spanned, Value, ValueWithSpan,
+    ColumnDef, DataType as SqlDataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Spanned, Value, ValueWithSpan,
 };
 
 use crate::error::{FloeError, Result};
 
 /// The Iceberg schema for a `CREATE TABLE` whose columns DataFusion typed as `schema`.
 /// Field ids are assigned in column order; the catalog may renumber them on create.
-pub fn iceberg_schema_for_create(schema: &Schema) -> Result<IcebergSchema> {
+///
+/// DataFusion types every timestamp as nanoseconds, a plain `TIMESTAMP` and a CTAS's timestamp
+/// expressions included; as in Spark and Trino those are stored as microseconds. Only the
+/// columns in `nanosecond_columns`, declared `TIMESTAMP(9)`, become `timestamp_ns` (v3).
+pub fn iceberg_schema_for_create(
+    schema: &Schema,
+    nanosecond_columns: &[String],
+) -> Result<IcebergSchema> {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| storable_field(f))
+        .map(|f| match f.data_type() {
+            DataType::Timestamp(TimeUnit::Nanosecond, tz)
+                if nanosecond_columns.contains(f.name()) =>
+            {
+                let tz = tz.as_ref().map(|_| Arc::<str>::from("+00:00"));
+                Ok(f.as_ref()
+                    .clone()
+                    .with_data_type(DataType::Timestamp(TimeUnit::Nanosecond, tz)))
+            }
+            _ => storable_field(f),
+        })
         .collect::<Result<_>>()?;
     let storable = Schema::new(fields);
     Ok(iceberg::arrow::arrow_schema_to_schema_auto_assign_ids(
@@ -70,6 +89,26 @@ fn storable_type(column: &str, data_type: &DataType) -> Result<DataType> {
             )));
         }
         other => other.clone(),
+    })
+}
+
+/// The columns `columns` declares with nanosecond precision (`TIMESTAMP(9)`).
+pub fn nanosecond_columns(columns: &[ColumnDef], normalizer: &IdentNormalizer) -> Vec<String> {
+    columns
+        .iter()
+        .filter(|c| matches!(c.data_type, SqlDataType::Timestamp(Some(9), _)))
+        .map(|c| normalizer.normalize(c.name.clone()))
+        .collect()
+}
+
+/// The first column of `schema` whose type needs Iceberg format version 3, and that type.
+pub fn first_v3_only_column(schema: &IcebergSchema) -> Option<(String, String)> {
+    schema.as_struct().fields().iter().find_map(|field| {
+        let v3_only = matches!(
+            field.field_type.as_ref(),
+            Type::Primitive(PrimitiveType::TimestampNs | PrimitiveType::TimestamptzNs)
+        );
+        v3_only.then(|| (field.name.clone(), sql_type_name(&field.field_type)))
     })
 }
 

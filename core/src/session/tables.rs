@@ -20,7 +20,8 @@ use super::{FloeSession, StatementOutput};
 use crate::catalogs::normalize_location;
 use crate::error::{FloeError, Result};
 use crate::iceberg::ddl::{
-    iceberg_schema_for_create, partition_items, partition_spec, show_create_table,
+    first_v3_only_column, iceberg_schema_for_create, nanosecond_columns, partition_items,
+    partition_spec, show_create_table,
 };
 use crate::sql::{CreateTable, TableProperty};
 
@@ -45,6 +46,7 @@ impl FloeSession {
                 "CREATE TABLE ... USING {format}: tables in Iceberg catalogs are Iceberg tables"
             )));
         }
+        let nanos = nanosecond_columns(&create.columns, &self.normalizer());
         let statement = CreateTableBuilder::new(create.name.clone())
             .if_not_exists(create.if_not_exists)
             .columns(create.columns)
@@ -77,11 +79,20 @@ impl FloeSession {
         }
 
         let input_schema = plan.input.schema().as_arrow().clone();
-        let schema = iceberg_schema_for_create(&input_schema)?;
+        let schema = iceberg_schema_for_create(&input_schema, &nanos)?;
         let items = partition_items(&create.partitioned_by, &self.normalizer())?;
         let spec = partition_spec(&schema, &items)?;
         let mut properties = property_map(create.properties)?;
+        let v3_column = first_v3_only_column(&schema);
         let format_version = match properties.remove("format-version").as_deref() {
+            // Nanosecond timestamps exist from v3 on; a table that has them is made v3.
+            None if v3_column.is_some() => FormatVersion::V3,
+            Some(version @ ("1" | "2")) if let Some((column, sql_type)) = &v3_column => {
+                return Err(FloeError::plan(format!(
+                    "column `{column}` of type {sql_type} needs Iceberg format version 3, \
+                     but TBLPROPERTIES sets 'format-version' = '{version}'"
+                )));
+            }
             None | Some("2") => FormatVersion::V2,
             Some("1") => FormatVersion::V1,
             Some("3") => FormatVersion::V3,
