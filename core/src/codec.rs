@@ -185,6 +185,9 @@ pub struct IcebergScanNode {
     /// Row-level delete files, each once; data files refer to them by index.
     #[prost(message, repeated, tag = "15")]
     pub delete_files: Vec<DeleteFileNode>,
+    /// Files a partition reads at once.
+    #[prost(uint32, tag = "16")]
+    pub concurrent_files: u32,
 }
 
 /// Wire form of a [`DeleteFile`].
@@ -404,6 +407,7 @@ impl FloePhysicalCodec {
             reorder_filters: node.reorder_filters,
             limit: node.limit.map(|l| l as usize),
             batch_size: node.batch_size as usize,
+            concurrent_files: (node.concurrent_files as usize).max(1),
             files_in_snapshot: node.files_in_snapshot,
             delete_files: node
                 .delete_files
@@ -464,6 +468,7 @@ impl FloePhysicalCodec {
             reorder_filters: spec.reorder_filters,
             limit: spec.limit.map(|l| l as u64),
             batch_size: spec.batch_size as u64,
+            concurrent_files: spec.concurrent_files as u32,
             files_in_snapshot: spec.files_in_snapshot,
             delete_files: spec.delete_files.iter().map(encode_delete_file).collect(),
         })

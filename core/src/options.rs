@@ -45,6 +45,9 @@ extensions_options! {
         /// task) broadcasts the table to every task when its scans read at most this many bytes;
         /// otherwise both inputs are hash-partitioned on the join keys.
         pub broadcast_max_scan_bytes: u64, default = DEFAULT_BROADCAST_MAX_SCAN_BYTES
+        /// Files each scan task reads at once, so that object-store latency overlaps. 0 picks:
+        /// one for local files, `DEFAULT_REMOTE_CONCURRENT_FILES` (4) for S3 and other stores.
+        pub scan_concurrent_files: u64, default = 0
     }
 }
 

@@ -1,6 +1,7 @@
 //! Floe's Iceberg integration: DataFusion providers over Iceberg catalogs, the distributed-ready
 //! scan, the append writer, and the DDL translation (SQL types and `PARTITIONED BY` transforms).
 
+pub mod concurrent_files;
 pub mod ddl;
 pub mod deletes;
 pub mod field_ids;

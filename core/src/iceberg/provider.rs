@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{
@@ -29,6 +30,7 @@ use iceberg::table::Table;
 use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_datafusion::physical_plan::convert_filters_to_predicate;
 
+use super::concurrent_files::DEFAULT_REMOTE_CONCURRENT_FILES;
 use super::deletes::{DeleteFile, DeletePlanner};
 use super::field_ids::{with_name_mapping, without_field_ids};
 use super::metadata_tables::MetadataTable;
@@ -40,6 +42,7 @@ use super::{object_store_location, query_schema_of};
 use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
 use crate::error::{FloeError, iceberg_to_df};
+use crate::options::FloeOptions;
 use crate::sql::time_travel::TableVersion;
 
 /// The metadata caches shared by every catalog of a session.
@@ -579,6 +582,7 @@ impl TableProvider for IcebergTableProvider {
             None => None,
         };
         let options = state.config_options();
+        let concurrent_files = concurrent_files_for(options, &object_store_url);
         let spec = IcebergScanSpec {
             table_name: self.display_name(),
             snapshot_id,
@@ -609,6 +613,7 @@ impl TableProvider for IcebergTableProvider {
                 None
             },
             batch_size: options.execution.batch_size,
+            concurrent_files,
             files_in_snapshot,
             delete_files,
         };
@@ -651,5 +656,19 @@ impl TableProvider for IcebergTableProvider {
             Arc::clone(&self.schema),
         );
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Files a scan partition reads at once: `floe.scan_concurrent_files`, or when 0 one for local
+/// files and [`DEFAULT_REMOTE_CONCURRENT_FILES`] for remote stores.
+fn concurrent_files_for(options: &ConfigOptions, object_store_url: &str) -> usize {
+    let configured = options
+        .extensions
+        .get::<FloeOptions>()
+        .map_or(0, |floe| floe.scan_concurrent_files);
+    match configured {
+        0 if object_store_url.starts_with("file://") => 1,
+        0 => DEFAULT_REMOTE_CONCURRENT_FILES,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
     }
 }

@@ -37,6 +37,7 @@ use datafusion::physical_plan::filter_pushdown::{
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
+use super::concurrent_files;
 use super::deletes::DeleteFile;
 use super::deletes::apply::{DeleteMetrics, ScanWithDeletes};
 use super::field_ids::{FieldIdAdapterFactory, without_field_ids};
@@ -105,6 +106,8 @@ pub struct IcebergScanSpec {
     pub files_in_snapshot: u64,
     /// Row-level delete files that some planned data file applies, each listed once.
     pub delete_files: Vec<DeleteFile>,
+    /// Files a partition reads at once (see [`super::concurrent_files`]); 1 reads them in turn.
+    pub concurrent_files: usize,
 }
 
 impl IcebergScanSpec {
@@ -361,6 +364,16 @@ impl ExecutionPlan for IcebergScanExec {
             .get(partition)
             .is_some_and(|files| files.iter().any(|file| !file.deletes.is_empty()));
         if !has_deletes {
+            if self.spec.concurrent_files > 1
+                && let Some(config) = parquet_scan_config(&self.parquet_scan)
+            {
+                return concurrent_files::execute(
+                    config,
+                    partition,
+                    self.spec.concurrent_files,
+                    context,
+                );
+            }
             return self.parquet_scan.execute(partition, context);
         }
         let config = parquet_scan_config(&self.parquet_scan).ok_or_else(|| {
