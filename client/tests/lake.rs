@@ -19,7 +19,8 @@ fn run_python(args: &[&str]) -> String {
     processes::run_interop_script("pyiceberg_tables.py", args)
 }
 
-/// Runs `sql` with `floe` in `dir` and `args` before `-c`.
+/// Runs `sql` with `floe` in `dir` and `args` before `-c`, without AWS credentials in its
+/// environment.
 fn floe(dir: &std::path::Path, args: &[&str], sql: &str) -> std::process::Output {
     floe_with_env(dir, args, sql, &[])
 }
@@ -36,6 +37,9 @@ fn floe_with_env(
         .args(["--format", "json", "-q", "-c", sql])
         .current_dir(dir)
         .env_remove("FLOE_CONFIG")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
         .envs(envs.iter().copied())
         .output()
         .unwrap()
@@ -185,6 +189,60 @@ fn lake_over_rest_catalog_and_s3() {
     floe_travels_to_every_pyiceberg_snapshot(&weed, dir.path());
     duckdb_reads_what_floe_writes(&weed, dir.path());
     signed_requests_pass_an_independent_verifier(&weed, dir.path());
+    floe_reads_with_vended_credentials(&weed, dir.path());
+}
+
+/// A catalog that vends each table's S3 credentials: Floe has no keys of its own (none in its
+/// config or environment), asks for them, reads with them, and never prints them.
+fn floe_reads_with_vended_credentials(weed: &weed::Weed, dir: &std::path::Path) {
+    let prefix = "/vending";
+    let proxy = processes::start_interop_server(
+        "catalog_proxy.py",
+        &["vend-credentials", weed.rest.as_str(), prefix],
+        &[
+            ("AWS_ACCESS_KEY_ID", weed::ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", weed::SECRET_KEY),
+            ("VENDED_ACCESS_KEY_ID", weed::ACCESS_KEY),
+            ("VENDED_SECRET_ACCESS_KEY", weed::SECRET_KEY),
+        ],
+    );
+    let keys = format!(
+        r#", access_key_id = "{}", secret_access_key = "{}""#,
+        weed::ACCESS_KEY,
+        weed::SECRET_KEY
+    );
+    let config = weed.floe_config();
+    let vending = config
+        .replace(
+            &format!("http://{}", weed.rest),
+            &format!("http://{}{prefix}", proxy.address),
+        )
+        .replace(
+            &format!(
+                r#"credential = "{}:{}""#,
+                weed::ACCESS_KEY,
+                weed::SECRET_KEY
+            ),
+            "vended_credentials = true",
+        )
+        .replace(&keys, "");
+    assert!(!vending.contains(weed::SECRET_KEY), "{vending}");
+    std::fs::write(dir.join("vending.toml"), &vending).unwrap();
+    let run = |sql: &str| {
+        let output = floe_with_env(
+            dir,
+            &["--config", "vending.toml"],
+            sql,
+            &[("AWS_EC2_METADATA_DISABLED", "true")],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{sql}: {stderr}");
+        String::from_utf8(output.stdout).unwrap() + &stderr
+    };
+    let sql = DELETE_CHECKS[1];
+    assert_eq!(run(sql).trim(), floe_with_config(dir, sql).trim(), "{sql}");
+    let plan = run(&format!("EXPLAIN ANALYZE {sql}"));
+    assert!(!plan.contains(weed::SECRET_KEY), "{plan}");
 }
 
 /// The key pair Floe signs with (from the environment, the first link of the AWS chain) and
@@ -198,8 +256,14 @@ const SIGNING_SECRET: &str = "floe/signing+secret";
 fn signed_requests_pass_an_independent_verifier(weed: &weed::Weed, dir: &std::path::Path) {
     let prefix = "/iceberg/123456789012%3As3tablescatalog%2Fwarehouse";
     let verifier = processes::start_interop_server(
-        "sigv4_verifier.py",
-        &[weed.rest.as_str(), prefix, "glue", "us-west-2"],
+        "catalog_proxy.py",
+        &[
+            "verify-sigv4",
+            weed.rest.as_str(),
+            prefix,
+            "glue",
+            "us-west-2",
+        ],
         &[
             ("AWS_ACCESS_KEY_ID", weed::ACCESS_KEY),
             ("AWS_SECRET_ACCESS_KEY", weed::SECRET_KEY),

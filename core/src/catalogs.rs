@@ -38,6 +38,8 @@ pub struct FloeCatalog {
     pub iceberg: Arc<dyn Catalog>,
     /// S3 settings of the warehouse, used to register DataFusion object stores.
     pub s3: Option<S3Config>,
+    /// The REST catalog vends each table's storage credentials.
+    pub vended_credentials: bool,
     /// Signs the REST catalog's requests (SigV4); runs as long as a clone of this catalog does.
     _signing_proxy: Option<Arc<SigningProxy>>,
 }
@@ -120,6 +122,12 @@ impl FloeCatalog {
                 if let Some(warehouse) = &config.warehouse {
                     props.insert("warehouse".into(), warehouse.clone());
                 }
+                if config.vended_credentials {
+                    props.insert(
+                        "header.X-Iceberg-Access-Delegation".into(),
+                        "vended-credentials".into(),
+                    );
+                }
                 let catalog = RestCatalogBuilder::default()
                     .with_storage_factory(storage)
                     .load(name, props)
@@ -146,35 +154,41 @@ impl FloeCatalog {
             name: name.to_string(),
             iceberg,
             s3: config.s3.clone(),
+            vended_credentials: config.vended_credentials,
             _signing_proxy: signing_proxy,
         })
     }
 
-    /// Makes `location` (a table's data location) readable by DataFusion's Parquet scan,
-    /// registering an S3 store for its bucket on first use. Local files need nothing: DataFusion
-    /// registers the local file system under `file://` itself.
-    pub fn register_object_store(&self, location: &str, runtime: &RuntimeEnv) -> Result<()> {
-        let url = Url::parse(location)
-            .map_err(|e| FloeError::plan(format!("invalid table location `{location}`: {e}")))?;
-        match url.scheme() {
-            "file" => Ok(()),
-            "s3" | "s3a" => {
-                let bucket_url =
-                    ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.authority()))?;
-                if runtime.object_store(&bucket_url).is_ok() {
-                    return Ok(());
-                }
-                let store = build_s3_store(
-                    url.authority(),
-                    self.s3.as_ref().cloned().unwrap_or_default(),
-                )?;
-                runtime.register_object_store(bucket_url.as_ref(), store);
-                Ok(())
-            }
-            other => Err(FloeError::NotSupported(format!(
-                "storage scheme `{other}` of `{location}` (supported: file, s3)"
-            ))),
+    /// The storage settings `table`'s files are read with: the credentials its REST catalog
+    /// vended when it loaded the table (so always the current ones), else the catalog's.
+    pub fn table_storage(&self, table: &iceberg::table::Table) -> Option<S3Config> {
+        if !self.vended_credentials {
+            return self.s3.clone();
         }
+        let props = table.file_io().config().props();
+        let (Some(key), Some(secret)) = (
+            props.get("s3.access-key-id"),
+            props.get("s3.secret-access-key"),
+        ) else {
+            // Nothing vended: the configured or ambient credentials.
+            return self.s3.clone();
+        };
+        let mut s3 = self.s3.clone().unwrap_or_default();
+        s3.access_key_id = Some(key.clone());
+        s3.secret_access_key = Some(secret.clone());
+        s3.session_token = props.get("s3.session-token").cloned();
+        s3.endpoint = s3.endpoint.or_else(|| props.get("s3.endpoint").cloned());
+        s3.region = s3.region.or_else(|| {
+            props
+                .get("s3.region")
+                .or(props.get("client.region"))
+                .cloned()
+        });
+        s3.path_style |= props
+            .get("s3.path-style-access")
+            .is_some_and(|v| v == "true");
+        s3.credentials_vended = true;
+        Some(s3)
     }
 }
 
@@ -246,30 +260,61 @@ async fn connect_aws_catalog(
     )))
 }
 
-/// Registers the object store of `store_url` (`s3://bucket`) on `runtime` unless one is
-/// registered already; `file://` needs nothing. Executors call this for the stores named by
-/// the scans they receive.
+/// Registers the object store files under `store_url` (`s3://bucket`, `file://`) are read
+/// through with `s3`, unless it is registered already, and returns the URL it is registered
+/// under. That is `store_url` itself, except for a table's vended credentials: then a URL naming
+/// those credentials (`s3-vended-<hash>://bucket`), so that tables with different credentials,
+/// or one table's renewed credentials, never share an S3 client. Executors call this for the
+/// stores named by the scans they receive; it is deterministic, so every process agrees.
 pub fn ensure_object_store(
     store_url: &str,
     s3: Option<&S3Config>,
     runtime: &RuntimeEnv,
-) -> Result<()> {
-    let url = ObjectStoreUrl::parse(store_url)?;
-    if runtime.object_store(&url).is_ok() {
-        return Ok(());
-    }
+) -> Result<ObjectStoreUrl> {
     let parsed = Url::parse(store_url)
         .map_err(|e| FloeError::plan(format!("invalid object store `{store_url}`: {e}")))?;
-    match parsed.scheme() {
-        "s3" | "s3a" => {
-            let store = build_s3_store(parsed.authority(), s3.cloned().unwrap_or_default())?;
-            runtime.register_object_store(url.as_ref(), store);
-            Ok(())
-        }
-        other => Err(FloeError::NotSupported(format!(
-            "storage scheme `{other}` of `{store_url}` (supported: file, s3)"
-        ))),
+    let bucket = parsed.authority();
+    let is_s3 =
+        matches!(parsed.scheme(), "s3" | "s3a") || parsed.scheme().starts_with(VENDED_SCHEME);
+    if parsed.scheme() == "file" {
+        return Ok(ObjectStoreUrl::parse(store_url)?);
     }
+    if !is_s3 {
+        return Err(FloeError::NotSupported(format!(
+            "storage scheme `{}` of `{store_url}` (supported: file, s3)",
+            parsed.scheme()
+        )));
+    }
+    let url = match s3.filter(|s3| s3.credentials_vended) {
+        Some(vended) => ObjectStoreUrl::parse(format!(
+            "{VENDED_SCHEME}{:016x}://{bucket}",
+            credentials_fingerprint(vended)
+        ))?,
+        None => ObjectStoreUrl::parse(store_url)?,
+    };
+    if runtime.object_store(&url).is_err() {
+        let store = build_s3_store(bucket, s3.cloned().unwrap_or_default())?;
+        runtime.register_object_store(url.as_ref(), store);
+    }
+    Ok(url)
+}
+
+/// Scheme prefix of the object stores of vended credentials.
+const VENDED_SCHEME: &str = "s3-vended-";
+
+/// Names a set of credentials without revealing them: a hash of the key id, token and
+/// endpoint (the same in every process of one build).
+fn credentials_fingerprint(s3: &S3Config) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        &s3.access_key_id,
+        &s3.session_token,
+        &s3.endpoint,
+        &s3.secret_access_key,
+    )
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 fn build_s3_store(bucket: &str, s3: S3Config) -> Result<Arc<dyn ObjectStore>> {

@@ -94,6 +94,10 @@ pub struct CatalogConfig {
     /// AWS SigV4 signing for REST catalogs (AWS Glue / S3 Tables endpoints).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
+    /// REST: ask the catalog for each table's storage credentials
+    /// (`X-Iceberg-Access-Delegation: vended-credentials`) and read its files with them.
+    #[serde(default)]
+    pub vended_credentials: bool,
     /// Object storage of the warehouse.
     #[serde(default)]
     pub s3: Option<S3Config>,
@@ -114,7 +118,7 @@ pub struct SigningConfig {
 
 /// `[catalogs.<name>.s3]`: S3 (or S3-compatible) storage of a warehouse. Serializable because
 /// scan tasks carry it to executors, which have no catalog connection of their own.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
     /// Endpoint URL for S3-compatible servers; AWS when absent.
@@ -135,6 +139,27 @@ pub struct S3Config {
     /// Path-style addressing (`http://host/bucket/key`), which most local servers need.
     #[serde(default)]
     pub path_style: bool,
+    /// Set by Floe (scans carry it to executors), not meant for `floe.toml`: the credentials
+    /// are a table's own, vended by its REST catalog, so its files are read through an object
+    /// store of their own.
+    #[serde(default)]
+    pub credentials_vended: bool,
+}
+
+/// Secrets never reach logs, plans or error messages.
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &redacted(&self.secret_access_key))
+            .field("session_token", &redacted(&self.session_token))
+            .field("path_style", &self.path_style)
+            .field("credentials_vended", &self.credentials_vended)
+            .finish()
+    }
 }
 
 /// `[engine]`: execution settings.
@@ -200,6 +225,7 @@ impl FloeConfig {
             token: None,
             credential: None,
             signing: None,
+            vended_credentials: false,
             s3: None,
             properties: BTreeMap::new(),
         };

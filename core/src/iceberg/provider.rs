@@ -41,6 +41,7 @@ use super::time_travel::resolve_version;
 use super::{object_store_location, query_schema_of};
 use crate::cache::BoundedCache;
 use crate::catalogs::FloeCatalog;
+use crate::config::S3Config;
 use crate::error::{FloeError, iceberg_to_df};
 use crate::options::FloeOptions;
 use crate::sql::time_travel::TableVersion;
@@ -211,6 +212,8 @@ impl SchemaProvider for IcebergSchemaProvider {
             }
             Err(e) => return Err(iceberg_to_df(e)),
         };
+        // Vended credentials come with each load; the interned table may hold older ones.
+        let storage = self.catalog.table_storage(&table);
         let table = intern_table(&self.caches.tables, table);
         if let Some(kind) = metadata_table {
             return Ok(Some(
@@ -219,10 +222,11 @@ impl SchemaProvider for IcebergSchemaProvider {
         }
         let catalog = Arc::clone(&self.catalog);
         let caches = Arc::clone(&self.caches);
-        let provider = match version {
+        let mut provider = match version {
             None => IcebergTableProvider::try_new(catalog, table, caches)?,
             Some(version) => IcebergTableProvider::at_version(catalog, table, caches, &version)?,
         };
+        provider.storage = storage;
         Ok(Some(Arc::new(provider.with_statistics().await)))
     }
 
@@ -274,6 +278,8 @@ pub struct IcebergTableProvider {
     caches: Arc<MetadataCaches>,
     /// Whole-table statistics from the manifests, for join ordering (`crate::join_order`).
     statistics: Option<Statistics>,
+    /// Where and with which credentials the table's files are read.
+    storage: Option<S3Config>,
 }
 
 impl IcebergTableProvider {
@@ -287,6 +293,7 @@ impl IcebergTableProvider {
             query_schema_of(table.metadata().current_schema())?,
             table.metadata().properties(),
         );
+        let catalog_storage = catalog.table_storage(&table);
         Ok(Self {
             catalog,
             table,
@@ -295,6 +302,7 @@ impl IcebergTableProvider {
             schema,
             caches,
             statistics: None,
+            storage: catalog_storage,
         })
     }
 
@@ -571,9 +579,12 @@ impl TableProvider for IcebergTableProvider {
             delete_files,
         } = self.plan_files(filters).await?;
         let object_store_url = object_store_location(self.table.metadata().location())?.0;
-        self.catalog
-            .register_object_store(self.table.metadata().location(), state.runtime_env())
-            .map_err(DataFusionError::from)?;
+        crate::catalogs::ensure_object_store(
+            &object_store_url,
+            self.storage.as_ref(),
+            state.runtime_env(),
+        )
+        .map_err(DataFusionError::from)?;
         let predicate = match conjunction(filters.iter().cloned()) {
             Some(expr) => {
                 let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
@@ -588,7 +599,7 @@ impl TableProvider for IcebergTableProvider {
             snapshot_id,
             table_schema: Arc::clone(&self.schema),
             object_store_url,
-            s3: self.catalog.s3.clone(),
+            s3: self.storage.clone(),
             file_groups: bin_pack(
                 if options.optimizer.repartition_file_scans {
                     split_large_files(

@@ -27,7 +27,6 @@ use datafusion::datasource::physical_plan::{
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::table_schema::TableSchema;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
@@ -221,9 +220,8 @@ pub(crate) fn parquet_config(
     runtime: &RuntimeEnv,
     read: ParquetRead<'_>,
 ) -> Result<FileScanConfig> {
-    crate::catalogs::ensure_object_store(read.store_url, spec.s3.as_ref(), runtime)
+    let store_url = crate::catalogs::ensure_object_store(read.store_url, spec.s3.as_ref(), runtime)
         .map_err(datafusion::error::DataFusionError::from)?;
-    let store_url = ObjectStoreUrl::parse(read.store_url)?;
     let store = runtime.object_store(&store_url)?;
     let reader_factory = Arc::new(CachedParquetFileReaderFactory::new(
         store,

@@ -17,7 +17,6 @@ use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileGroup;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
-use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -149,8 +148,9 @@ impl TaskDeletes {
     fn store_of(&self, location: &str) -> Result<(Arc<dyn object_store::ObjectStore>, Path)> {
         let (store_url, path) = object_store_location(location)?;
         let runtime = self.context.runtime_env();
-        crate::catalogs::ensure_object_store(&store_url, self.spec.s3.as_ref(), &runtime)?;
-        let store = runtime.object_store(&ObjectStoreUrl::parse(&store_url)?)?;
+        let store_url =
+            crate::catalogs::ensure_object_store(&store_url, self.spec.s3.as_ref(), &runtime)?;
+        let store = runtime.object_store(&store_url)?;
         Ok((store, Path::from(path)))
     }
 

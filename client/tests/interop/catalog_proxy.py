@@ -1,9 +1,14 @@
-"""A SigV4-verifying proxy in front of an Iceberg REST catalog, as AWS Glue's Iceberg endpoint
-checks requests: every request must carry an AWS Signature Version 4 that botocore, recomputing
-it from the request, agrees with. Verified requests go on to the catalog with its OAuth2 token;
-anything else gets 403 and an Iceberg ErrorModel.
+"""Proxies in front of an Iceberg REST catalog that play the parts of cloud catalogs. Requests
+go on to the catalog with its OAuth2 token.
 
-    sigv4_verifier.py REST_HOST:PORT PREFIX SERVICE REGION
+    catalog_proxy.py verify-sigv4 REST_HOST:PORT PREFIX SERVICE REGION
+        As AWS Glue's Iceberg endpoint checks requests: every request must carry an AWS
+        Signature Version 4 that botocore, recomputing it from the request, agrees with;
+        anything else gets 403 and an Iceberg ErrorModel.
+    catalog_proxy.py vend-credentials REST_HOST:PORT PREFIX
+        As a catalog that vends storage credentials: a load-table response to a request with
+        `X-Iceberg-Access-Delegation: vended-credentials` carries the S3 key pair
+        (VENDED_ACCESS_KEY_ID / VENDED_SECRET_ACCESS_KEY) in its `config`.
 
 PREFIX is a path prefix (percent-escapes allowed, like a Glue warehouse's
 `123456789012%3As3tablescatalog%2Fbucket`) that clients put before the catalog's own paths; the
@@ -90,12 +95,29 @@ def why_refused(handler, body, service, region):
     return None
 
 
-def handler_class(rest, prefix, service, region, token):
-    class Verifier(BaseHTTPRequestHandler):
+LOAD_TABLE = re.compile(r"/v1/[^/]+/namespaces/[^/]+/tables/[^/?]+(\?.*)?$")
+
+
+def vend(handler, status, body):
+    """The load-table response `body` with vended credentials when the client asked for them."""
+    asked = handler.headers.get("X-Iceberg-Access-Delegation", "") == "vended-credentials"
+    if handler.command != "GET" or status != 200 or not asked or not LOAD_TABLE.search(handler.path):
+        return body
+    table = json.loads(body)
+    table.setdefault("config", {}).update({
+        "s3.access-key-id": os.environ["VENDED_ACCESS_KEY_ID"],
+        "s3.secret-access-key": os.environ["VENDED_SECRET_ACCESS_KEY"],
+    })
+    print(f"vended credentials for {handler.path}", flush=True)
+    return json.dumps(table).encode()
+
+
+def handler_class(mode, rest, prefix, service, region, token):
+    class Proxy(BaseHTTPRequestHandler):
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            reason = why_refused(self, body, service, region)
+            reason = why_refused(self, body, service, region) if mode == "verify-sigv4" else None
             if reason is None and not self.path.startswith(prefix + "/"):
                 reason = f"path outside {prefix}"
             if reason is not None:
@@ -105,7 +127,8 @@ def handler_class(rest, prefix, service, region, token):
                     "type": "ForbiddenException",
                     "code": 403,
                 }}).encode(), {"Content-Type": "application/json"})
-            print(f"verified {self.command} {self.path}", flush=True)
+            if mode == "verify-sigv4":
+                print(f"verified {self.command} {self.path}", flush=True)
             forward = urllib.request.Request(
                 f"http://{rest}{self.path[len(prefix):]}",
                 data=body if body else None,
@@ -117,7 +140,8 @@ def handler_class(rest, prefix, service, region, token):
             )
             try:
                 with urllib.request.urlopen(forward) as response:
-                    self.reply(response.status, response.read(), response.headers)
+                    reply = vend(self, response.status, response.read())
+                    self.reply(response.status, reply, response.headers)
             except urllib.error.HTTPError as error:
                 self.reply(error.code, error.read(), error.headers)
 
@@ -135,14 +159,15 @@ def handler_class(rest, prefix, service, region, token):
         def log_message(self, *args):
             pass
 
-    return Verifier
+    return Proxy
 
 
 def main():
-    rest, prefix, service, region = sys.argv[1:5]
+    mode, rest, prefix = sys.argv[1:4]
+    service, region = sys.argv[4:6] if mode == "verify-sigv4" else (None, None)
     token = oauth_token(rest)
     server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), handler_class(rest, prefix.rstrip("/"), service, region, token)
+        ("127.0.0.1", 0), handler_class(mode, rest, prefix.rstrip("/"), service, region, token)
     )
     print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
