@@ -128,6 +128,22 @@ fn floe_resolves_nested_renames_and_files_without_field_ids() {
             r#"{"id":3,"a":30,"bee":"z","l1":4,"n":1}]"#
         )
     );
+    // Files of both partition specs are read, and each spec prunes its own files: `cat = 'z'`
+    // skips the two `identity(cat)` files of other values by partition and the unpartitioned
+    // file by its column bounds.
+    let out = floe_json(
+        dir.path(),
+        "SELECT cat, count(*) AS n, sum(id) AS s FROM local.pyi.evolving GROUP BY cat ORDER BY cat",
+    );
+    assert_eq!(
+        out.trim(),
+        r#"[{"cat":"x","n":4,"s":25},{"cat":"y","n":1,"s":2},{"cat":"z","n":1,"s":20}]"#
+    );
+    let plan = floe_json(
+        dir.path(),
+        "EXPLAIN ANALYZE SELECT sum(id) FROM local.pyi.evolving WHERE cat = 'z'",
+    );
+    assert!(plan.contains("files=1/3"), "{plan}");
 }
 
 #[test]

@@ -5,7 +5,8 @@ Usage:
   pyiceberg_tables.py write_types <warehouse_dir>
       # pyi.mapped: a Parquet file without field ids added with add_files (name mapping), then a
       #   column renamed; pyi.nested: struct, list, map and uuid columns, a nested field renamed
-      #   after the first file
+      #   after the first file; pyi.evolving: a file before and files after a partition spec
+      #   change
   pyiceberg_tables.py read   <warehouse_dir> <namespace.table>   # prints rows as JSON lines, sorted
 
 Both sides use the catalog `local` on <warehouse_dir>/catalog.db, Floe's default layout.
@@ -115,6 +116,21 @@ def write_types(warehouse: str) -> None:
     nested = cat.load_table("pyi.nested")
     more = [{"id": 3, "s": {"a": 30, "bee": "z"}, "l": [4], "m": {}, "u": None}]
     nested.append(pa.Table.from_pylist(more, schema=nested.schema().as_arrow()))
+
+    # Partition spec evolution: a file written unpartitioned, then two under identity(cat).
+    evolving = cat.create_table(
+        "pyi.evolving",
+        schema=Schema(
+            NestedField(1, "id", LongType(), required=False),
+            NestedField(2, "cat", StringType(), required=False),
+        ),
+    )
+    evolving.append(pa.table({"id": pa.array([1, 2, 3], pa.int64()), "cat": ["x", "y", "x"]}))
+    with evolving.update_spec() as update:
+        update.add_identity("cat")
+    evolving = cat.load_table("pyi.evolving")
+    evolving.append(pa.table({"id": pa.array([10, 11], pa.int64()), "cat": ["x", "x"]}))
+    evolving.append(pa.table({"id": pa.array([20], pa.int64()), "cat": ["z"]}))
 
 
 def plain(value):
