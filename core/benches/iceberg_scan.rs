@@ -149,15 +149,7 @@ fn bench_scans(c: &mut Criterion) {
     for (name, sql) in QUERIES {
         // Same answer from both, or the comparison means nothing.
         let (a, b) = runtime.block_on(async {
-            let a = setup
-                .floe
-                .context()
-                .sql(sql)
-                .await
-                .unwrap()
-                .collect()
-                .await
-                .unwrap();
+            let a = collect(&setup.floe, sql).await;
             let b = setup.plain.sql(sql).await.unwrap().collect().await.unwrap();
             (a, b)
         });
@@ -172,17 +164,7 @@ fn bench_scans(c: &mut Criterion) {
         let mut group = c.benchmark_group(name);
         group.sample_size(20);
         group.bench_function("iceberg_floe", |bench| {
-            bench.to_async(&runtime).iter(|| async {
-                setup
-                    .floe
-                    .context()
-                    .sql(sql)
-                    .await
-                    .unwrap()
-                    .collect()
-                    .await
-                    .unwrap()
-            })
+            bench.to_async(&runtime).iter(|| collect(&setup.floe, sql))
         });
         group.bench_function("parquet_datafusion", |bench| {
             bench
@@ -194,16 +176,15 @@ fn bench_scans(c: &mut Criterion) {
     bench_latency(c, &runtime, &setup);
 }
 
-async fn run(session: &FloeSession, sql: &str) -> usize {
-    let batches = session
+async fn collect(session: &FloeSession, sql: &str) -> Vec<arrow::record_batch::RecordBatch> {
+    session
         .context()
         .sql(sql)
         .await
         .unwrap()
         .collect()
         .await
-        .unwrap();
-    batches.iter().map(|b| b.num_rows()).sum()
+        .unwrap()
 }
 
 fn bench_latency(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setup: &Setup) {
@@ -213,12 +194,12 @@ fn bench_latency(c: &mut Criterion, runtime: &tokio::runtime::Runtime, setup: &S
     group.bench_function("no_latency", |bench| {
         bench
             .to_async(runtime)
-            .iter(|| run(&setup.floe_memory, sql))
+            .iter(|| collect(&setup.floe_memory, sql))
     });
     group.bench_function("latency_20ms_per_request", |bench| {
         bench
             .to_async(runtime)
-            .iter(|| run(&setup.floe_slow_store, sql))
+            .iter(|| collect(&setup.floe_slow_store, sql))
     });
     group.finish();
 }
