@@ -45,6 +45,8 @@ const MAX_REQUEST_BODY_BYTES: usize = 64 * 1024 * 1024;
 const MAX_RESPONSE_BODY_BYTES: usize = 256 * 1024 * 1024;
 /// How long one catalog request may take upstream, connection included.
 const UPSTREAM_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause after a failed `accept` before the next.
+const ACCEPT_RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Headers that describe one hop, not the request; never forwarded nor signed.
 const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
@@ -64,13 +66,21 @@ const SIGNATURE_HEADERS: [&str; 4] = [
 ];
 
 /// A running signing proxy; it stops when the last handle is dropped.
-#[derive(Debug)]
 pub struct SigningProxy {
     /// What the catalog client uses as its `uri`: the proxy's address plus the endpoint's path.
     pub local_uri: String,
     /// The bearer token the catalog client must send (as its `token` property).
     pub client_token: String,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// The token stays out of logs and error messages.
+impl std::fmt::Debug for SigningProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningProxy")
+            .field("local_uri", &self.local_uri)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for SigningProxy {
@@ -80,7 +90,6 @@ impl Drop for SigningProxy {
 }
 
 /// What every proxied request needs.
-#[derive(Debug)]
 struct Upstream {
     /// `https://glue.us-east-1.amazonaws.com`: where requests go, with their own path.
     origin: Url,
@@ -106,8 +115,10 @@ impl SigningProxy {
         let mut origin = endpoint.clone();
         origin.set_path("");
         origin.set_query(None);
+        // A redirect would resend the signed headers to wherever it points.
         let client = reqwest::Client::builder()
             .timeout(UPSTREAM_REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| invalid(format!("cannot build an HTTP client: {e}")))?;
         let context = Context::new()
@@ -150,6 +161,8 @@ impl SigningProxy {
 async fn serve(listener: TcpListener, upstream: Arc<Upstream>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors, say: wait rather than spin.
+            tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
             continue;
         };
         let upstream = Arc::clone(&upstream);

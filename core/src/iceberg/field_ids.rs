@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
-use datafusion::common::Result;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{Result, not_impl_err};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr_adapter::{
@@ -140,7 +140,7 @@ impl PhysicalExprAdapterFactory for FieldIdAdapterFactory {
         physical_file_schema: SchemaRef,
     ) -> Result<Arc<dyn PhysicalExprAdapter>> {
         let renamed = match &self.table_schema {
-            Some(table) => rename_to_table(table, &physical_file_schema),
+            Some(table) => rename_to_table(table, &physical_file_schema)?,
             None => Arc::clone(&physical_file_schema),
         };
         let inner =
@@ -223,22 +223,22 @@ enum MatchBy {
 /// A view of the file schema in which each field, nested ones included, carries the table's
 /// name for it. Fields the table no longer has get a name no table field can match. Files with
 /// neither field ids nor a name mapping to resolve them keep their names.
-fn rename_to_table(table: &SchemaRef, physical: &SchemaRef) -> SchemaRef {
+fn rename_to_table(table: &SchemaRef, physical: &SchemaRef) -> Result<SchemaRef> {
     let match_by = if physical.fields().iter().any(|f| field_id(f).is_some()) {
         MatchBy::FieldId
     } else if table.fields().iter().any(|f| !mapped_names(f).is_empty()) {
         MatchBy::MappedName
     } else {
-        return Arc::clone(physical);
+        return Ok(Arc::clone(physical));
     };
-    let fields = rename_fields(physical.fields(), table.fields(), match_by);
-    Arc::new(Schema::new_with_metadata(
+    let fields = rename_fields(physical.fields(), table.fields(), match_by)?;
+    Ok(Arc::new(Schema::new_with_metadata(
         fields,
         physical.metadata().clone(),
-    ))
+    )))
 }
 
-fn rename_fields(physical: &Fields, table: &Fields, match_by: MatchBy) -> Fields {
+fn rename_fields(physical: &Fields, table: &Fields, match_by: MatchBy) -> Result<Fields> {
     physical
         .iter()
         .enumerate()
@@ -250,55 +250,92 @@ fn rename_fields(physical: &Fields, table: &Fields, match_by: MatchBy) -> Fields
                 MatchBy::MappedName => mapped_names(candidate).contains(field.name()),
             });
             let renamed = match counterpart {
-                Some(table_field) => field
-                    .as_ref()
-                    .clone()
-                    .with_name(table_field.name())
-                    .with_data_type(rename_type(
-                        field.data_type(),
-                        table_field.data_type(),
-                        match_by,
-                    )),
+                Some(table_field) => {
+                    let data_type =
+                        rename_type(field.data_type(), table_field.data_type(), match_by)
+                            .map_err(|e| e.context(format!("column `{}`", table_field.name())))?;
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_name(table_field.name())
+                        .with_data_type(data_type)
+                }
                 None => field
                     .as_ref()
                     .clone()
                     .with_name(format!("__floe_unmapped_column_{index}")),
             };
-            Arc::new(renamed)
+            Ok(Arc::new(renamed))
         })
         .collect()
 }
 
 /// `physical` with the names of its nested fields taken from `table`'s. List elements and map
 /// entries keep their own names (they are positional); what they hold is renamed.
-fn rename_type(physical: &DataType, table: &DataType, match_by: MatchBy) -> DataType {
-    let inner = |p: &FieldRef, t: &FieldRef| -> FieldRef {
-        Arc::new(p.as_ref().clone().with_data_type(rename_type(
-            p.data_type(),
-            t.data_type(),
-            match_by,
-        )))
+fn rename_type(physical: &DataType, table: &DataType, match_by: MatchBy) -> Result<DataType> {
+    let inner = |p: &FieldRef, t: &FieldRef| -> Result<FieldRef> {
+        let renamed = rename_type(p.data_type(), t.data_type(), match_by)?;
+        // Arrow casts the structs inside lists and maps by position when their names differ,
+        // which would move values between fields: refuse rather than read wrong values.
+        if !same_nested_names(&renamed, t.data_type()) {
+            return not_impl_err!(
+                "a struct inside a list or map whose fields differ from the table's (a nested \
+                 field added, dropped or re-added since the file was written)"
+            );
+        }
+        Ok(Arc::new(p.as_ref().clone().with_data_type(renamed)))
     };
-    match (physical, table) {
+    Ok(match (physical, table) {
         (DataType::Struct(p), DataType::Struct(t)) => {
-            DataType::Struct(rename_fields(p, t, match_by))
+            DataType::Struct(rename_fields(p, t, match_by)?)
         }
         (DataType::List(p), DataType::List(t) | DataType::LargeList(t)) => {
-            DataType::List(inner(p, t))
+            DataType::List(inner(p, t)?)
         }
         (DataType::LargeList(p), DataType::List(t) | DataType::LargeList(t)) => {
-            DataType::LargeList(inner(p, t))
+            DataType::LargeList(inner(p, t)?)
         }
         (DataType::Map(p, sorted), DataType::Map(t, _)) => match (p.data_type(), t.data_type()) {
             // Key and value pair up by position: the format fixes their order.
             (DataType::Struct(pk), DataType::Struct(tk)) if pk.len() == 2 && tk.len() == 2 => {
-                let entries: Fields = pk.iter().zip(tk.iter()).map(|(p, t)| inner(p, t)).collect();
+                let entries = pk
+                    .iter()
+                    .zip(tk.iter())
+                    .map(|(p, t)| inner(p, t))
+                    .collect::<Result<Fields>>()?;
                 let entries = p.as_ref().clone().with_data_type(DataType::Struct(entries));
                 DataType::Map(Arc::new(entries), *sorted)
             }
             _ => physical.clone(),
         },
         _ => physical.clone(),
+    })
+}
+
+/// Whether every struct within `file` has the fields of the struct at the same place in
+/// `table`, by name, so that a cast of `file` to `table` matches them by name.
+fn same_nested_names(file: &DataType, table: &DataType) -> bool {
+    match (file, table) {
+        (DataType::Struct(f), DataType::Struct(t)) => {
+            f.len() == t.len()
+                && f.iter().all(|field| {
+                    t.iter()
+                        .find(|c| c.name() == field.name())
+                        .is_some_and(|c| same_nested_names(field.data_type(), c.data_type()))
+                })
+        }
+        (
+            DataType::List(f) | DataType::LargeList(f),
+            DataType::List(t) | DataType::LargeList(t),
+        ) => same_nested_names(f.data_type(), t.data_type()),
+        (DataType::Map(f, _), DataType::Map(t, _)) => match (f.data_type(), t.data_type()) {
+            (DataType::Struct(fk), DataType::Struct(tk)) if fk.len() == tk.len() => fk
+                .iter()
+                .zip(tk.iter())
+                .all(|(f, t)| same_nested_names(f.data_type(), t.data_type())),
+            _ => true,
+        },
+        _ => true,
     }
 }
 
@@ -351,5 +388,48 @@ mod tests {
         ));
         let shown = format!("{}", adapter.rewrite(predicate).unwrap());
         assert!(shown.contains("id@0"), "{shown}");
+    }
+
+    #[test]
+    fn a_changed_struct_inside_a_list_is_refused_not_misread() {
+        let element = |fields: Vec<Field>| {
+            DataType::List(Arc::new(field(
+                "element",
+                5,
+                DataType::Struct(Fields::from(fields)),
+            )))
+        };
+        // The table dropped `b` (id 3) and added `c` (id 4): a positional cast would read `b`'s
+        // values as `c`.
+        let table = Arc::new(Schema::new(vec![field(
+            "l",
+            1,
+            element(vec![
+                field("a", 2, DataType::Int32),
+                field("c", 4, DataType::Int32),
+            ]),
+        )]));
+        let file = Arc::new(Schema::new(vec![field(
+            "l",
+            1,
+            element(vec![
+                field("a", 2, DataType::Int32),
+                field("b", 3, DataType::Int32),
+            ]),
+        )]));
+        let err = FieldIdAdapterFactory::for_table(&table)
+            .create(Arc::clone(&table), file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("column `l`") && err.contains("inside a list or map"),
+            "{err}"
+        );
+        // Unchanged, it reads.
+        assert!(
+            FieldIdAdapterFactory::for_table(&table)
+                .create(Arc::clone(&table), Arc::clone(&table))
+                .is_ok()
+        );
     }
 }

@@ -212,9 +212,14 @@ impl SchemaProvider for IcebergSchemaProvider {
             }
             Err(e) => return Err(iceberg_to_df(e)),
         };
-        // Vended credentials come with each load; the interned table may hold older ones.
+        // Vended credentials come with each load, in the table's FileIO too (manifests, writes):
+        // a cached table would keep the first load's, so such tables are not cached.
         let storage = self.catalog.table_storage(&table);
-        let table = intern_table(&self.caches.tables, table);
+        let table = if self.catalog.vended_credentials {
+            table
+        } else {
+            intern_table(&self.caches.tables, table)
+        };
         if let Some(kind) = metadata_table {
             return Ok(Some(
                 kind.provider(&table).await.map_err(DataFusionError::from)?,
