@@ -73,12 +73,18 @@ fn floe_error(dir: &std::path::Path, sql: &str) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-#[test]
-fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
+/// A directory whose default warehouse PyIceberg filled with `pyiceberg_tables.py {command}`.
+fn pyiceberg_warehouse(command: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let warehouse = dir.path().join("floe-warehouse");
     std::fs::create_dir_all(&warehouse).unwrap();
-    run_python(&["write", warehouse.to_str().unwrap()]);
+    run_python(&[command, warehouse.to_str().unwrap()]);
+    dir
+}
+
+#[test]
+fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
+    let dir = pyiceberg_warehouse("write");
 
     let out = floe_json(
         dir.path(),
@@ -99,10 +105,7 @@ fn floe_reads_what_pyiceberg_wrote_including_schema_evolution() {
 
 #[test]
 fn floe_resolves_nested_renames_and_files_without_field_ids() {
-    let dir = tempfile::tempdir().unwrap();
-    let warehouse = dir.path().join("floe-warehouse");
-    std::fs::create_dir_all(&warehouse).unwrap();
-    run_python(&["write_types", warehouse.to_str().unwrap()]);
+    let dir = pyiceberg_warehouse("write_types");
     // `migrated.parquet` has no field ids; the name mapping PyIceberg's `add_files` recorded
     // names its `name` column, which the table later renamed to `label`.
     let out = floe_json(
