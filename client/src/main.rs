@@ -75,6 +75,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    floe_core::install_crypto_provider();
     let args = Args::parse();
     let mut embedded = None;
     let host = match &args.host {

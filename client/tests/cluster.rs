@@ -4,13 +4,10 @@
 //! (`FloeSession` without a cluster) over the same Iceberg tables.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "support/processes.rs"]
-mod processes;
-#[path = "support/report_proxy.rs"]
-mod report_proxy;
+use crate::processes;
 
-use processes::{start, start_cluster};
-use report_proxy::{ReportMode, ReportProxy};
+use crate::processes::{start, start_cluster};
+use crate::report_proxy::{ReportMode, ReportProxy};
 
 use std::process::Command;
 use std::time::{Duration, Instant};

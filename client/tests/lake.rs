@@ -8,10 +8,8 @@
 //! `.ci/run` installs PyIceberg, DuckDB and SeaweedFS in a venv and exports `FLOE_TEST_PYTHON`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "support/processes.rs"]
-mod processes;
-#[path = "support/weed.rs"]
-mod weed;
+use crate::processes;
+use crate::weed;
 
 use std::process::Command;
 

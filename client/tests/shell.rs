@@ -29,6 +29,10 @@ fn spawn_shell(dir: &TempDir) -> std::process::Child {
         .unwrap()
 }
 
+fn readme() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).to_string()
 }
@@ -230,14 +234,43 @@ fn unreachable_host_is_named() {
     );
 }
 
+/// README's first command, as a new user runs it in a fresh directory: it is `cargo run` of this
+/// `floe` binary (the build `.ci/feature_sets.py` holds to the test build's features), and its
+/// statements give the answer the README promises.
+#[test]
+fn readme_first_command_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let readme = readme();
+    let command = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.lines().find(|line| line.contains("cargo run")))
+        .unwrap();
+    let (cargo, sql) = command.split_once(" -- -c ").unwrap();
+    assert!(
+        cargo.contains("cargo run -p floe-client --bin floe"),
+        "{cargo}"
+    );
+    let sql = sql
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap();
+    let output = floe(&dir, &["-c", sql]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(
+        out.contains("| Lima | 1     |") && out.contains("| Oslo | 1     |"),
+        "{out}"
+    );
+}
+
 /// README's first `floe.toml` example, with its absolute paths moved into a new, empty
 /// directory: the SQLite catalog file and the warehouse do not exist yet and are made on first
 /// use; a catalog file that cannot be made is named.
 #[test]
 fn readme_config_example_works_in_an_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme = readme();
     let example = readme
         .split("```toml\n")
         .nth(1)

@@ -10,15 +10,12 @@
 //! came back unfiltered from executors).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "../../core/tests/support/slt_types.rs"]
-mod slt_types;
-
-#[path = "support/processes.rs"]
-mod processes;
+use crate::processes;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::slt_types::column_type;
 use arrow::array::RecordBatch;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -27,7 +24,6 @@ use floe_core::FloeConfig;
 use floe_executor::{Executor, ExecutorOptions};
 use floe_scheduler::Scheduler;
 use futures::TryStreamExt;
-use slt_types::column_type;
 use sqllogictest::{DBOutput, DefaultColumnType};
 use tonic::transport::Channel;
 

@@ -14,10 +14,8 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use iceberg::io::StorageFactory;
 use iceberg::memory::{MEMORY_CATALOG_WAREHOUSE, MemoryCatalogBuilder};
 use iceberg::{Catalog, CatalogBuilder};
-#[cfg(feature = "aws-catalogs")]
 use iceberg_catalog_glue::GlueCatalogBuilder;
 use iceberg_catalog_rest::RestCatalogBuilder;
-#[cfg(feature = "aws-catalogs")]
 use iceberg_catalog_s3tables::S3TablesCatalogBuilder;
 use iceberg_catalog_sql::SqlCatalogBuilder;
 use iceberg_storage_opendal::OpenDalResolvingStorageFactory;
@@ -193,7 +191,6 @@ impl FloeCatalog {
 }
 
 /// Connects a Glue or S3 Tables catalog through its native AWS API.
-#[cfg(feature = "aws-catalogs")]
 async fn connect_aws_catalog(
     name: &str,
     config: &CatalogConfig,
@@ -241,23 +238,6 @@ async fn connect_aws_catalog(
         }
     };
     Ok(catalog)
-}
-
-/// Without the `aws-catalogs` feature, Glue and S3 Tables catalogs are refused with a message
-/// that says how to get them.
-#[cfg(not(feature = "aws-catalogs"))]
-async fn connect_aws_catalog(
-    name: &str,
-    config: &CatalogConfig,
-    _props: HashMap<String, String>,
-    _warehouse: Option<String>,
-    _storage: Arc<dyn StorageFactory>,
-) -> Result<Arc<dyn Catalog>> {
-    Err(FloeError::NotSupported(format!(
-        "catalog `{name}` has type `{:?}`, but this Floe was built without AWS catalog support; \
-         rebuild with `cargo build --release --features aws-catalogs`",
-        config.catalog_type
-    )))
 }
 
 /// Registers the object store files under `store_url` (`s3://bucket`, `file://`) are read
@@ -364,7 +344,6 @@ fn fileio_s3_properties(s3: &S3Config) -> Vec<(String, String)> {
 }
 
 /// AWS SDK property names used by the Glue and S3 Tables catalog crates.
-#[cfg(feature = "aws-catalogs")]
 fn aws_sdk_properties(s3: Option<&S3Config>) -> Vec<(String, String)> {
     let Some(s3) = s3 else { return Vec::new() };
     let mut props = Vec::new();

@@ -39,6 +39,7 @@
 //! - [`sql`] parses SQL: Floe's statements and DataFusion's, in one pass; the shell's statement
 //!   splitting.
 //! - [`session`] dispatches parsed statements; [`text_rows`] renders rows as text.
+//! - [`install_crypto_provider`] picks rustls's one crypto provider for the process.
 //! - [`error`] defines [`error::FloeError`]; [`status`] turns any error into a gRPC status.
 
 pub mod cache;
@@ -63,6 +64,33 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/floe.v1.rs"));
 }
 
+/// Makes rustls over ring the process's one TLS crypto provider.
+///
+/// rustls is compiled with two providers, ring (object_store, tonic) and aws-lc-rs (opendal's
+/// reqwest 0.13, through the `iceberg` crate's default storage), and with both compiled in it picks
+/// neither: a TLS configuration built without an explicit provider would panic. Every Floe binary
+/// calls this before anything else. A provider installed earlier (by an application embedding
+/// Floe) is kept, and calling it again does nothing.
+pub fn install_crypto_provider() {
+    // Err only means a provider is installed already, which is all this asks for.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub use config::FloeConfig;
 pub use error::{FloeError, Result};
 pub use session::{FloeCatalogs, FloeSession, SUMMARY_METADATA_KEY, StatementOutput};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tls_configs_build_without_naming_a_provider() {
+        super::install_crypto_provider();
+        super::install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+        // With two providers compiled in and none installed, this builder panics.
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        assert!(!config.crypto_provider().cipher_suites.is_empty());
+    }
+}

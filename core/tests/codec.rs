@@ -2,7 +2,7 @@
 //! give the same rows when decoded and run in a fresh session.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

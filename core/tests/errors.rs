@@ -1,9 +1,9 @@
 //! Bad input gets a clear error that names the thing, and changes nothing.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::Warehouse;
+use crate::common::Warehouse;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_names_are_named() {
@@ -88,22 +88,4 @@ async fn failed_ctas_leaves_no_table() {
     assert!(err.to_lowercase().contains("divide by zero"), "{err}");
     let tables = wh.text("SHOW TABLES").await;
     assert!(!tables.contains("| t "), "{tables}");
-}
-
-#[cfg(not(feature = "aws-catalogs"))]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_catalogs_need_their_feature() {
-    let config = floe_core::FloeConfig::parse(
-        "[catalogs.glue]\ntype = \"glue\"\nwarehouse = \"s3://bucket/wh\"\n",
-        "floe.toml",
-    )
-    .unwrap();
-    let err = floe_core::FloeSession::new(&config)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("`glue`") && err.contains("--features aws-catalogs"),
-        "{err}"
-    );
 }

@@ -1,9 +1,9 @@
 //! SQL over Iceberg tables in a real on-disk warehouse (SQLite catalog, Parquet files).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Warehouse, metric, scan_of};
+use crate::common::{Warehouse, metric, scan_of};
 use datafusion::common::ScalarValue;
 use datafusion::common::stats::Precision;
 

@@ -2,16 +2,13 @@
 //! fresh on-disk warehouse per file.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-#[path = "support/slt_types.rs"]
-mod slt_types;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::slt_types::column_type;
 use async_trait::async_trait;
 use floe_core::{FloeConfig, FloeError, FloeSession};
-use slt_types::column_type;
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 struct FloeDb {

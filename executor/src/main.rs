@@ -33,6 +33,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    floe_core::install_crypto_provider();
     let args = Args::parse();
     let executor_id = uuid::Uuid::new_v4().simple().to_string();
     let work_dir = args.work_dir.unwrap_or_else(default_work_root);

@@ -25,6 +25,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    floe_core::install_crypto_provider();
     let args = Args::parse();
     let config = match FloeConfig::load(args.config.as_deref()) {
         Ok(config) => config,

@@ -152,6 +152,7 @@ impl TablesArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    floe_core::install_crypto_provider();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Generate {
