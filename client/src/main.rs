@@ -13,6 +13,7 @@ use clap::Parser;
 use floe_core::FloeConfig;
 use mimalloc::MiMalloc;
 
+mod json_values;
 mod output;
 mod repl;
 

@@ -3,17 +3,24 @@
 use std::io::Write;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::error::ArrowError;
 use arrow::util::pretty::pretty_format_batches;
 use floe_core::StatementOutput;
+
+use crate::json_values::{csv_column, json_writer};
 
 /// How result rows are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     /// A boxed text table.
     Table,
-    /// CSV with a header row.
+    /// CSV with a header row; struct, list and map values as JSON text.
     Csv,
-    /// One JSON array of row objects.
+    /// One JSON array of row objects; nested values as JSON objects and arrays.
     Json,
 }
 
@@ -57,18 +64,18 @@ impl Printer {
                     let mut writer = arrow_csv::WriterBuilder::new()
                         .with_header(true)
                         .build(&mut stdout);
+                    let schema = Arc::new(csv_schema(&output.schema));
                     if output.batches.is_empty() {
-                        let empty = arrow::array::RecordBatch::new_empty(std::sync::Arc::clone(
-                            &output.schema,
-                        ));
+                        let empty = RecordBatch::new_empty(Arc::clone(&schema));
                         writer.write(&empty).map_err(|e| e.to_string())?;
                     }
                     for batch in &output.batches {
-                        writer.write(batch).map_err(|e| e.to_string())?;
+                        let batch = csv_batch(batch, &schema).map_err(|e| e.to_string())?;
+                        writer.write(&batch).map_err(|e| e.to_string())?;
                     }
                 }
                 OutputFormat::Json => {
-                    let mut writer = arrow_json::ArrayWriter::new(&mut stdout);
+                    let mut writer = json_writer(&mut stdout);
                     for batch in &output.batches {
                         writer.write(batch).map_err(|e| e.to_string())?;
                     }
@@ -102,4 +109,33 @@ impl Printer {
         }
         stdout.flush().map_err(|e| e.to_string())
     }
+}
+
+/// The schema CSV is written with: nested columns become text (their values as JSON).
+fn csv_schema(schema: &Schema) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            if field.data_type().is_nested() {
+                Field::new(field.name(), DataType::Utf8, true)
+            } else {
+                // The CSV writer never checks nullability; batches need not agree on it.
+                field.as_ref().clone().with_nullable(true)
+            }
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// `batch` with its nested columns as JSON text, under `csv_schema` of its schema.
+fn csv_batch(batch: &RecordBatch, csv_schema: &Arc<Schema>) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| csv_column(field, column))
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(csv_schema), columns)
 }

@@ -103,6 +103,77 @@ fn csv_and_json_formats() {
     );
 }
 
+/// Struct, list and map columns of a table, and a metadata table (maps keyed by field id), in
+/// every format: CSV reads back with Python's `csv` module, its nested cells as JSON text; JSON
+/// with a JSON parser, nested values as objects and arrays.
+#[test]
+fn nested_values_print_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let create = "CREATE TABLE n AS SELECT 1 AS id, named_struct('a', 1, 'b', 'x') AS s, \
+                  make_array(1, 2) AS l, map(['k'], [10]) AS m, map([7], ['seven']) AS im";
+    let output = floe(&dir, &["-c", create]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = serde_json::json!([{
+        "id": 1, "s": {"a": 1, "b": "x"}, "l": [1, 2], "m": {"k": 10}, "im": {"7": "seven"}
+    }]);
+
+    let output = floe(&dir, &["--format", "json", "-c", "SELECT * FROM n"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json, expected);
+
+    // Python's csv module reads the CSV; each nested cell is JSON text.
+    let csv_to_json = "import csv, json, sys\n\
+        rows = list(csv.DictReader(sys.stdin))\n\
+        nested = sys.argv[1].split(',')\n\
+        cell = lambda k, v: (json.loads(v) if v else None) if k in nested else v\n\
+        print(json.dumps([{k: cell(k, v) for k, v in r.items()} for r in rows]))";
+    let read_csv = |sql: &str, nested: &str| -> serde_json::Value {
+        let output = floe(&dir, &["--format", "csv", "-c", sql]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let mut python = Command::new(crate::processes::test_python())
+            .args(["-c", csv_to_json, nested])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        python
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&output.stdout)
+            .unwrap();
+        let parsed = python.wait_with_output().unwrap();
+        assert!(parsed.status.success(), "{}", stdout(&output));
+        serde_json::from_slice(&parsed.stdout).unwrap()
+    };
+    let mut from_csv = read_csv("SELECT * FROM n", "s,l,m,im");
+    from_csv[0]["id"] = serde_json::json!(1);
+    assert_eq!(from_csv, expected);
+
+    // Metadata tables: a list that is null for data files, and the snapshot summary map.
+    let files = "SELECT record_count, equality_ids FROM \"n$files\"";
+    let from_csv = read_csv(files, "equality_ids");
+    assert_eq!(
+        from_csv,
+        serde_json::json!([{"record_count": "1", "equality_ids": null}])
+    );
+    let snapshots = "SELECT snapshot_id, summary FROM \"n$snapshots\"";
+    let from_csv = read_csv(snapshots, "summary");
+    assert_eq!(from_csv[0]["summary"]["added-records"], "1", "{from_csv}");
+    let output = floe(&dir, &["--format", "json", "-c", snapshots]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json[0]["summary"]["added-records"], "1", "{json}");
+
+    let output = floe(&dir, &["-c", "SELECT * FROM n"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("{a: 1, b: x}"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 #[test]
 fn script_file_runs() {
     let dir = tempfile::tempdir().unwrap();
