@@ -16,7 +16,14 @@ import signal
 import subprocess
 import sys
 
-PACKAGES = ["floe-core", "floe-scheduler", "floe-executor", "floe-client", "floe-tpcds"]
+PACKAGES = [
+    "floe-common",
+    "floe-proto",
+    "floe-shuffle",
+    "floe-sql",
+    "floe-iceberg",
+    "floe-core",
+    "floe-scheduler", "floe-executor", "floe-client", "floe-tpcds"]
 
 COMMANDS = (
     [["build"], ["build", "--workspace"], ["test", "--workspace", "--no-run"]]

@@ -7,7 +7,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use floe_client::remote::{Connection, EmbeddedCluster};
-use floe_core::config::FloeConfig;
+use floe_common::config::FloeConfig;
 use floe_core::session::FloeSession;
 use tokio::runtime::Runtime;
 

@@ -140,7 +140,7 @@ async fn run(args: &Args, connection: &mut remote::Connection) -> ExitCode {
     }
     scripts.extend(args.commands.iter().cloned());
     for script in &scripts {
-        for statement in floe_core::sql::split_statements(script) {
+        for statement in floe_sql::split_statements(script) {
             if !repl::run_statement(connection, &printer, &statement).await {
                 return ExitCode::FAILURE;
             }

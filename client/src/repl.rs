@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use floe_core::sql::{is_complete, split_statements};
+use floe_sql::{is_complete, split_statements};
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 

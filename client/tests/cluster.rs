@@ -36,7 +36,10 @@ async fn client(address: &str) -> FlightSqlServiceClient<Channel> {
 }
 
 /// A Flight SQL client in session `session`, with the default settings.
-async fn client_with_defaults(address: &str, session: &str) -> FlightSqlServiceClient<Channel> {
+pub(crate) async fn client_with_defaults(
+    address: &str,
+    session: &str,
+) -> FlightSqlServiceClient<Channel> {
     let channel = Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
@@ -48,7 +51,7 @@ async fn client_with_defaults(address: &str, session: &str) -> FlightSqlServiceC
 }
 
 /// Runs `sql` over Flight SQL; returns the batches or the server's error message.
-async fn run(
+pub(crate) async fn run(
     client: &mut FlightSqlServiceClient<Channel>,
     sql: &str,
 ) -> Result<Vec<RecordBatch>, String> {
@@ -81,7 +84,7 @@ async fn fetch(
 
 /// Rows as text, one string per row; floats rounded to 6 decimals, since a distributed sum
 /// adds in another order.
-fn rows(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn rows(batches: &[RecordBatch]) -> Vec<String> {
     let mut out = Vec::new();
     for batch in batches {
         let columns: Vec<_> = batch
@@ -353,7 +356,7 @@ async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, in
             .try_collect()
             .await
             .unwrap();
-        let progress = floe_core::proto::QueryProgress::decode(results[0].body.clone()).unwrap();
+        let progress = floe_proto::QueryProgress::decode(results[0].body.clone()).unwrap();
         // Three running tasks with two slots per executor: both executors are busy.
         if progress.tasks_running >= 3 {
             // Let the tasks get well into their work.
@@ -580,7 +583,7 @@ async fn a_task_plan_over_the_message_limit_fails_only_its_query() {
     let err = run_within(&mut client, huge, Duration::from_secs(120))
         .await
         .unwrap_err();
-    let limit = floe_core::shuffle::flight::MAX_GRPC_MESSAGE_BYTES.to_string();
+    let limit = floe_shuffle::flight::MAX_GRPC_MESSAGE_BYTES.to_string();
     assert!(
         err.contains("of stage") && err.contains(&limit) && err.contains("message limit"),
         "{err}"

@@ -24,9 +24,9 @@ use datafusion_proto::physical_plan::{DefaultPhysicalProtoConverter, PhysicalExt
 use datafusion_proto::protobuf;
 use prost::Message;
 
-use crate::iceberg::deletes::{DeleteFile, DeleteKind};
-use crate::iceberg::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
-use crate::shuffle::{ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
+use floe_iceberg::deletes::{DeleteFile, DeleteKind};
+use floe_iceberg::scan::{IcebergScanExec, IcebergScanSpec, ScanFile};
+use floe_shuffle::{ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
 
 /// One Floe plan node on the wire.
 #[derive(Clone, PartialEq, Message)]

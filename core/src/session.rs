@@ -1,4 +1,4 @@
-//! `FloeSession`: parses SQL once with [`crate::sql::FloeParser`] and dispatches each statement.
+//! `FloeSession`: parses SQL once with [`floe_sql::FloeParser`] and dispatches each statement.
 //!
 //! DataFusion plans and runs queries and DML from the parsed statement. Floe's own statements
 //! run here, because they talk to Iceberg catalogs asynchronously or have syntax DataFusion
@@ -29,13 +29,13 @@ use datafusion::sql::planner::IdentNormalizer;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use iceberg::NamespaceIdent;
 
-use crate::catalogs::FloeCatalog;
-use crate::config::{CatalogType, FloeConfig};
-use crate::error::{FloeError, Result};
-use crate::iceberg::provider::{IcebergCatalogProvider, MetadataCaches};
 use crate::join_order::JoinOrder;
-use crate::options::FloeOptions;
-use crate::sql::{FloeStatement, parse_sql};
+use floe_common::config::{CatalogType, FloeConfig};
+use floe_common::error::{FloeError, Result};
+use floe_common::options::FloeOptions;
+use floe_iceberg::catalogs::FloeCatalog;
+use floe_iceberg::provider::{IcebergCatalogProvider, MetadataCaches};
+use floe_sql::{FloeStatement, parse_sql};
 
 /// What one statement produced.
 #[derive(Debug, Clone)]
@@ -386,9 +386,9 @@ impl FloeSession {
 }
 
 /// Refuses a time-travel clause that reached the AST unresolved (see
-/// [`crate::sql::time_travel`]).
+/// [`floe_sql::time_travel`]).
 fn refuse_unresolved_versions(statement: &DFStatement) -> Result<()> {
-    use crate::sql::time_travel::refuse_unresolved_versions as refuse;
+    use floe_sql::time_travel::refuse_unresolved_versions as refuse;
     let refused = match statement {
         DFStatement::Statement(statement) => refuse(statement.as_ref()),
         DFStatement::Explain(explain) => return refuse_unresolved_versions(&explain.statement),

@@ -539,7 +539,7 @@ fn ids_in(location: &str) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletion_vectors_and_equality_deletes_remove_their_rows() {
     use common::row_delta::{data_files, deletion_vector, equality_deletes, register_with_deletes};
-    use floe_core::catalogs::FloeCatalog;
+    use floe_iceberg::catalogs::FloeCatalog;
     use iceberg::{NamespaceIdent, TableIdent};
 
     let wh = Warehouse::new().await;

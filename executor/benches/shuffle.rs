@@ -13,9 +13,9 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::physical_expr::Partitioning;
 use datafusion::physical_expr::expressions::col;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use floe_core::shuffle::flight::{FlightClientPool, fetch_remote, read_local_file};
-use floe_core::shuffle::{ShuffleEnv, ShuffleLocation, ShuffleOutputFile, ShuffleWriterExec};
 use floe_executor::flight::ShuffleFlightService;
+use floe_shuffle::flight::{FlightClientPool, fetch_remote, read_local_file};
+use floe_shuffle::{ShuffleEnv, ShuffleLocation, ShuffleOutputFile, ShuffleWriterExec};
 use futures::StreamExt;
 
 const BATCHES: usize = 16;

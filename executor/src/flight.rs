@@ -10,8 +10,8 @@ use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaResult, Ticket,
 };
-use floe_core::shuffle::flight::serve_shuffle_file;
-use floe_core::status::to_status;
+use floe_proto::status::to_status;
+use floe_shuffle::flight::serve_shuffle_file;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 

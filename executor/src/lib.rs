@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use floe_core::proto::executor_control_server::ExecutorControlServer;
-use floe_core::proto::scheduler_control_client::SchedulerControlClient;
-use floe_core::proto::{HeartbeatRequest, RegisterExecutorRequest};
-use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
+use floe_proto::executor_control_server::ExecutorControlServer;
+use floe_proto::scheduler_control_client::SchedulerControlClient;
+use floe_proto::{HeartbeatRequest, RegisterExecutorRequest};
+use floe_shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;

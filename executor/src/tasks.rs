@@ -19,19 +19,19 @@ use datafusion::physical_optimizer::filter_pushdown::FilterPushdown;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionConfig;
 use datafusion_proto::bytes::physical_plan_from_bytes_with_extension_codec;
+use floe_common::config::DEFAULT_METADATA_CACHE_MIB;
 use floe_core::codec::FloePhysicalCodec;
-use floe_core::config::DEFAULT_METADATA_CACHE_MIB;
-use floe_core::proto::executor_control_server::ExecutorControl;
-use floe_core::proto::scheduler_control_client::SchedulerControlClient;
-use floe_core::proto::task_status_report::Result as TaskResult;
-use floe_core::proto::{
+use floe_proto::executor_control_server::ExecutorControl;
+use floe_proto::scheduler_control_client::SchedulerControlClient;
+use floe_proto::status::{CodedError, is_transport_failure, status_code};
+use floe_proto::task_status_report::Result as TaskResult;
+use floe_proto::{
     CancelJobRequest, CancelJobResponse, CancelTasksRequest, CancelTasksResponse,
     LaunchTaskRequest, LaunchTaskResponse, RemoveJobDataRequest, RemoveJobDataResponse,
     ShuffleOutput, TaskFailure, TaskId, TaskMetrics, TaskStatusReport, TaskSuccess,
 };
-use floe_core::shuffle::flight::ranges_to_proto;
-use floe_core::shuffle::{ShuffleEnv, ShuffleReaderExec, ShuffleWriterExec, validate_job_id};
-use floe_core::status::{CodedError, is_transport_failure, status_code};
+use floe_shuffle::flight::ranges_to_proto;
+use floe_shuffle::{ShuffleEnv, ShuffleReaderExec, ShuffleWriterExec, validate_job_id};
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use tonic::transport::Channel;

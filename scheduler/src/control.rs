@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use floe_core::proto::scheduler_control_server::SchedulerControl;
-use floe_core::proto::{
+use floe_proto::scheduler_control_server::SchedulerControl;
+use floe_proto::{
     HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest, RegisterExecutorResponse,
     TaskStatusAck, TaskStatusReport,
 };

@@ -2,7 +2,7 @@
 
 use datafusion::error::DataFusionError;
 use floe_core::FloeError;
-use floe_core::status::{CodedError, status_code};
+use floe_proto::status::{CodedError, status_code};
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ pub enum SchedulerError {
 pub type Result<T, E = SchedulerError> = std::result::Result<T, E>;
 
 impl SchedulerError {
-    /// The gRPC status code of this error's root cause ([`floe_core::status`] has the table).
+    /// The gRPC status code of this error's root cause ([`floe_proto::status`] has the table).
     pub fn code(&self) -> tonic::Code {
         match self {
             SchedulerError::Floe(e) => status_code(e),

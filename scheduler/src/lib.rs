@@ -25,9 +25,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use floe_core::proto::scheduler_control_server::SchedulerControlServer;
-use floe_core::shuffle::flight::{FlightClientPool, MAX_GRPC_MESSAGE_BYTES};
 use floe_core::{FloeCatalogs, FloeConfig};
+use floe_proto::scheduler_control_server::SchedulerControlServer;
+use floe_shuffle::flight::{FlightClientPool, MAX_GRPC_MESSAGE_BYTES};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;

@@ -33,11 +33,9 @@ use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, displayable};
-use floe_core::iceberg::scan::IcebergScanExec;
-use floe_core::options::FloeOptions;
-use floe_core::shuffle::{
-    ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec,
-};
+use floe_common::options::FloeOptions;
+use floe_iceberg::scan::IcebergScanExec;
+use floe_shuffle::{ColumnEquivalences, ShuffleLocation, ShuffleReaderExec, ShuffleWriterExec};
 
 use crate::build_sides::make_build_sides_safe;
 use crate::error::{Result, SchedulerError};
@@ -111,7 +109,7 @@ impl StageGraph {
     }
 }
 
-/// The session's limits on how a plan is cut ([`floe_core::options::FloeOptions`]).
+/// The session's limits on how a plan is cut ([`floe_common::options::FloeOptions`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PlanLimits {
     /// `floe.single_task_max_scan_bytes`: a plan reading at most this runs as one task.

@@ -34,10 +34,10 @@ use datafusion::physical_plan::streaming::StreamingTableExec;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use datafusion::physical_planner::{DefaultPhysicalPlanner, PhysicalPlanner};
 use datafusion::prelude::SessionConfig;
-use floe_core::options::FloeOptions;
-use floe_core::shuffle::MAX_CONCURRENT_SHUFFLE_FETCHES;
-use floe_core::shuffle::flight::{FlightClientPool, fetch_remote};
-use floe_core::status::CodedError;
+use floe_common::options::FloeOptions;
+use floe_proto::status::CodedError;
+use floe_shuffle::MAX_CONCURRENT_SHUFFLE_FETCHES;
+use floe_shuffle::flight::{FlightClientPool, fetch_remote};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::planner::{PlanLimits, StagePlanner};

@@ -34,18 +34,13 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tonic::{Request, Response, Status, Streaming};
 
-use floe_core::status::to_status;
 use floe_core::{FloeCatalogs, FloeSession};
+use floe_proto::status::to_status;
+use floe_proto::{QUERY_PROGRESS_ACTION, SESSION_HEADER};
 
 use crate::error::SchedulerError;
 use crate::query::{CURRENT_QUERY, DistributedQueryPlanner};
 use crate::state::ClusterState;
-
-/// Header naming a client session (any string the client picks, e.g. a UUID).
-pub const SESSION_HEADER: &str = "x-floe-session";
-
-/// Flight action returning a query's [`floe_core::proto::QueryProgress`].
-pub const QUERY_PROGRESS_ACTION: &str = "floe.query_progress";
 
 /// Result batches buffered per query between the running job and the client's `DoGet`.
 pub const RESULT_BUFFER_BATCHES: usize = 16;
@@ -237,7 +232,7 @@ impl SchedulerService {
         }
     }
 
-    fn progress(&self, query_id: &str) -> Result<floe_core::proto::QueryProgress, SchedulerError> {
+    fn progress(&self, query_id: &str) -> Result<floe_proto::QueryProgress, SchedulerError> {
         if let Some(progress) = self.cluster.query_progress(query_id) {
             return Ok(progress);
         }
@@ -247,7 +242,7 @@ impl SchedulerService {
             .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?
             .contains_key(query_id);
         if known {
-            return Ok(floe_core::proto::QueryProgress {
+            return Ok(floe_proto::QueryProgress {
                 query_id: query_id.to_string(),
                 finished: true,
                 ..Default::default()

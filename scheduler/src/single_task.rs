@@ -2,7 +2,7 @@
 //!
 //! Cutting a plan into stages costs, per stage, a launch, shuffle files written and fetched and
 //! a barrier: a few milliseconds each, paid 5 to 30 times by a TPC-DS query. When a plan's
-//! scans read at most `floe.single_task_max_scan_bytes` ([`floe_core::options::FloeOptions`]),
+//! scans read at most `floe.single_task_max_scan_bytes` ([`floe_common::options::FloeOptions`]),
 //! the whole plan is instead one stage of one task: the executor runs DataFusion's plan as a
 //! single process would, its exchanges (`RepartitionExec`, merges) in memory and its partitions
 //! on the executor's task threads.
@@ -23,7 +23,7 @@ use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
-use floe_core::iceberg::scan::IcebergScanExec;
+use floe_iceberg::scan::IcebergScanExec;
 
 /// Bytes `plan`'s scans read, estimated: each data file (or byte range of one) counted once
 /// however often the plan scans it (TPC-DS q27 reads `store_sales` three times, from cache

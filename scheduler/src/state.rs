@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec;
 use floe_core::codec::FloePhysicalCodec;
-use floe_core::proto::executor_control_client::ExecutorControlClient;
-use floe_core::proto::{
+use floe_proto::executor_control_client::ExecutorControlClient;
+use floe_proto::status::CodedError;
+use floe_proto::{
     CancelJobRequest, LaunchTaskRequest, QueryProgress, RemoveJobDataRequest, TaskId, TaskMetrics,
 };
-use floe_core::shuffle::ShuffleLocation;
-use floe_core::shuffle::flight::MAX_GRPC_MESSAGE_BYTES;
-use floe_core::status::CodedError;
+use floe_shuffle::ShuffleLocation;
+use floe_shuffle::flight::MAX_GRPC_MESSAGE_BYTES;
 use prost::Message as _;
 use tokio::sync::watch;
 use tonic::Code;
@@ -96,7 +96,7 @@ enum TaskState {
     },
     Done {
         executor_id: String,
-        outputs: Vec<floe_core::proto::ShuffleOutput>,
+        outputs: Vec<floe_proto::ShuffleOutput>,
         metrics: TaskMetrics,
     },
 }

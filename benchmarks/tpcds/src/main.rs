@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use floe_client::remote::{Connection, EmbeddedCluster};
-use floe_core::config::DEFAULT_WAREHOUSE_DIR;
+use floe_common::config::DEFAULT_WAREHOUSE_DIR;
 use floe_core::{FloeConfig, FloeSession};
 use floe_tpcds::generate::{GenerateOptions, default_namespace, generate};
 use floe_tpcds::queries::select_queries;

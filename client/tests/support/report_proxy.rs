@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use floe_core::proto::scheduler_control_client::SchedulerControlClient;
-use floe_core::proto::scheduler_control_server::{SchedulerControl, SchedulerControlServer};
-use floe_core::proto::{
+use floe_proto::scheduler_control_client::SchedulerControlClient;
+use floe_proto::scheduler_control_server::{SchedulerControl, SchedulerControlServer};
+use floe_proto::{
     HeartbeatRequest, HeartbeatResponse, RegisterExecutorRequest, RegisterExecutorResponse,
     TaskStatusAck, TaskStatusReport,
 };

@@ -9,8 +9,8 @@ use datafusion::sql::sqlparser::ast::ObjectName;
 use iceberg::{NamespaceIdent, TableIdent};
 
 use super::FloeSession;
-use crate::catalogs::FloeCatalog;
-use crate::error::{FloeError, Result};
+use floe_common::error::{FloeError, Result};
+use floe_iceberg::catalogs::FloeCatalog;
 
 /// Where a dotted table name points once `USE` defaults are applied.
 #[derive(Debug, Clone)]

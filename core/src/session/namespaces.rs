@@ -6,7 +6,7 @@ use datafusion::sql::sqlparser::ast::ObjectName;
 use iceberg::NamespaceIdent;
 
 use super::{FloeSession, StatementOutput};
-use crate::error::{FloeError, Result};
+use floe_common::error::{FloeError, Result};
 
 impl FloeSession {
     /// `USE catalog`, `USE namespace` or `USE catalog.namespace`: sets the defaults that

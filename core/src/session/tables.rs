@@ -17,13 +17,13 @@ use iceberg::TableCreation;
 use iceberg::spec::FormatVersion;
 
 use super::{FloeSession, StatementOutput};
-use crate::catalogs::normalize_location;
-use crate::error::{FloeError, Result};
-use crate::iceberg::ddl::{
+use floe_common::error::{FloeError, Result};
+use floe_iceberg::catalogs::normalize_location;
+use floe_iceberg::ddl::{
     first_v3_only_column, iceberg_schema_for_create, nanosecond_columns, partition_items,
     partition_spec, show_create_table,
 };
-use crate::sql::{CreateTable, TableProperty};
+use floe_sql::{CreateTable, TableProperty};
 
 impl FloeSession {
     /// `CREATE TABLE`, and for `AS query` the insert of its rows; a failed insert drops the
@@ -129,7 +129,7 @@ impl FloeSession {
                 table.display()
             )));
         }
-        let table_schema = crate::iceberg::query_schema_of(created.metadata().current_schema())?;
+        let table_schema = floe_iceberg::query_schema_of(created.metadata().current_schema())?;
         let insert = async {
             let frame = DataFrame::new(state.clone(), plan.input.as_ref().clone());
             // The query's columns become the table's: same order, the stored types.

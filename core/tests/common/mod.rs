@@ -6,8 +6,8 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
 use datafusion::physical_plan::{ExecutionPlan, collect};
-use floe_core::iceberg::scan::IcebergScanExec;
 use floe_core::{FloeConfig, FloeSession};
+use floe_iceberg::scan::IcebergScanExec;
 use tempfile::TempDir;
 
 pub struct Warehouse {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
-use floe_core::catalogs::FloeCatalog;
-use floe_core::iceberg::deletes::vector;
+use floe_iceberg::catalogs::FloeCatalog;
+use floe_iceberg::deletes::vector;
 use futures::TryStreamExt;
 use iceberg::io::FileIO;
 use iceberg::puffin::{Blob, CompressionCodec, DELETION_VECTOR_V1, PuffinReader, PuffinWriter};

@@ -24,15 +24,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use floe_core::proto::executor_control_client::ExecutorControlClient;
-use floe_core::proto::task_status_report::Result as TaskResult;
-use floe_core::proto::{
-    CancelTasksRequest, HeartbeatRequest, TaskFailure, TaskId, TaskStatusReport,
-};
-use floe_core::shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
+use floe_proto::executor_control_client::ExecutorControlClient;
+use floe_proto::task_status_report::Result as TaskResult;
+use floe_proto::{CancelTasksRequest, HeartbeatRequest, TaskFailure, TaskId, TaskStatusReport};
+use floe_shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
 use tonic::Status;
 
-use floe_core::status::{CodedError, is_transport_failure};
+use floe_proto::status::{CodedError, is_transport_failure};
 use tonic::Code;
 
 use super::{
@@ -509,7 +507,7 @@ fn is_known(inner: &Inner, task: &TaskId, executor_id: &str) -> bool {
 mod tests {
     use datafusion::arrow::datatypes::Schema;
     use datafusion::physical_plan::empty::EmptyExec;
-    use floe_core::shuffle::ShuffleWriterExec;
+    use floe_shuffle::ShuffleWriterExec;
     use tokio::sync::watch;
 
     use super::*;
