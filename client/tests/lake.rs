@@ -207,6 +207,7 @@ fn lake_over_rest_catalog_and_s3() {
     duckdb_reads_what_floe_writes(&weed, dir.path());
     signed_requests_pass_an_independent_verifier(&weed, dir.path());
     floe_reads_with_vended_credentials(&weed, dir.path());
+    crate::concurrent_writes::concurrent_inserts_commit_on_the_rest_catalog(&weed);
 }
 
 /// A catalog that vends each table's S3 credentials: Floe has no keys of its own (none in its

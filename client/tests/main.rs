@@ -13,6 +13,7 @@ mod slt_types;
 mod weed;
 
 mod cluster;
+mod concurrent_writes;
 mod lake;
 mod shell;
 mod sqllogictests;

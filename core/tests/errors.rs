@@ -89,3 +89,43 @@ async fn failed_ctas_leaves_no_table() {
     let tables = wh.text("SHOW TABLES").await;
     assert!(!tables.contains("| t "), "{tables}");
 }
+
+/// The Parquet files under `dir`, sorted.
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// An INSERT whose input fails after some of its rows were written leaves no data files behind
+/// and no rows in the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_insert_deletes_the_files_it_wrote() {
+    let wh = Warehouse::new().await;
+    wh.run("CREATE TABLE t (x INT)").await;
+    wh.run("INSERT INTO t VALUES (1)").await;
+    let before = parquet_files(wh.dir.path());
+    assert_eq!(before.len(), 1, "{before:?}");
+    // Rows 1..19999 reach the writer in the first batches; row 20000 fails the cast.
+    let err = wh
+        .error(
+            "INSERT INTO t SELECT CAST(CASE WHEN value < 20000 THEN '1' ELSE 'x' END AS INT) \
+             FROM generate_series(1, 30000)",
+        )
+        .await;
+    assert!(err.contains("Cannot cast string 'x'"), "{err}");
+    assert_eq!(parquet_files(wh.dir.path()), before);
+    let count = wh.text("SELECT count(*) AS n FROM t").await;
+    assert!(count.contains("| 1 "), "{count}");
+}

@@ -11,6 +11,7 @@
 //! `floe-core` can ship it to executors.
 
 pub mod catalogs;
+pub mod commit;
 pub mod concurrent_files;
 pub mod ddl;
 pub mod deletes;

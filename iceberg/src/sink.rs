@@ -3,8 +3,9 @@
 //!
 //! Files are written with the `iceberg` crate's writers (which record the column metrics that
 //! later scans prune with) into the table's data location, split by the table's partition spec.
-//! Nothing is visible to readers until the single fast-append commit at the end; a failure
-//! before it leaves only unreferenced files, never a half-written table.
+//! Nothing is visible to readers until the single fast-append commit at the end ([`crate::commit`]:
+//! in turn with this process's other commits, retried against other writers); a failure leaves
+//! no half-written table, and the statement's files are deleted.
 
 use std::any::Any;
 use std::fmt;
@@ -21,7 +22,6 @@ use futures::StreamExt;
 use iceberg::arrow::{FieldMatchMode, RecordBatchPartitionSplitter};
 use iceberg::spec::{DataFile, DataFileFormat};
 use iceberg::table::Table;
-use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::IcebergWriterBuilder;
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
@@ -34,6 +34,7 @@ use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 
 use crate::catalogs::FloeCatalog;
+use crate::commit::{commit_append, delete_files};
 use floe_common::error::iceberg_to_df;
 
 /// Appends rows to one Iceberg table in one snapshot.
@@ -88,6 +89,25 @@ impl<B: IcebergWriterBuilder> PartitionedDataWriter<B> {
             Self::Partitioned(writer, _) => writer.close().await,
         }
     }
+}
+
+/// Writes every batch of `data`, cast to `schema`; the number of rows.
+async fn write_batches<B: IcebergWriterBuilder>(
+    writer: &mut PartitionedDataWriter<B>,
+    data: &mut SendableRecordBatchStream,
+    schema: &SchemaRef,
+) -> DFResult<u64> {
+    let mut rows = 0u64;
+    while let Some(batch) = data.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        rows += batch.num_rows() as u64;
+        let batch = cast_to_schema(&batch, schema)?;
+        writer.write(batch).await.map_err(iceberg_to_df)?;
+    }
+    Ok(rows)
 }
 
 /// `batch` with each column cast to the type `schema` gives it (columns match by position).
@@ -155,30 +175,25 @@ impl DataSink for IcebergSink {
 
         // Queries see strings as view types; the writers take the stored types.
         let write_schema = super::arrow_schema_of(&iceberg_schema)?;
-        let mut rows = 0u64;
-        while let Some(batch) = data.next().await {
-            let batch = batch?;
-            if batch.num_rows() == 0 {
-                continue;
+        let written = write_batches(&mut writer, &mut data, &write_schema).await;
+        let closed = writer.close().await.map_err(iceberg_to_df);
+        let (rows, data_files) = match (written, closed) {
+            (Ok(rows), Ok(data_files)) => (rows, data_files),
+            (Err(err), Ok(data_files)) => {
+                // The input failed (or a write did): the files so far are no one's.
+                let paths: Vec<String> = data_files
+                    .iter()
+                    .map(|file| file.file_path().to_string())
+                    .collect();
+                delete_files(&self.table, &paths).await;
+                return Err(err);
             }
-            rows += batch.num_rows() as u64;
-            let batch = cast_to_schema(&batch, &write_schema)?;
-            writer.write(batch).await.map_err(iceberg_to_df)?;
-        }
-        let data_files = writer.close().await.map_err(iceberg_to_df)?;
+            (Err(err), Err(_)) | (Ok(_), Err(err)) => return Err(err),
+        };
         if data_files.is_empty() {
             return Ok(0);
         }
-        let transaction = Transaction::new(&self.table);
-        // Files are freshly named by a UUID, so the duplicate check (which reads every manifest
-        // of the current snapshot) cannot find anything.
-        let append = transaction
-            .fast_append()
-            .with_check_duplicate(false)
-            .add_data_files(data_files);
-        let transaction = append.apply(transaction).map_err(iceberg_to_df)?;
-        transaction
-            .commit(self.catalog.iceberg.as_ref())
+        commit_append(self.catalog.iceberg.as_ref(), &self.table, data_files)
             .await
             .map_err(iceberg_to_df)?;
         Ok(rows)

@@ -6,6 +6,10 @@ with PyIceberg), the same rounds, and the same CSV columns as `floe-tpcds run`
 (query,median_s,min_s,max_s,rows,status). A query that fails has status `error`, one
 interrupted after --timeout seconds `timeout`; neither has a time.
 
+With --answers DIR it also writes each query's first result to DIR/qNN.csv in the form of the
+reference answers (`col|col` header, one `|`-separated line per row, `NULL` for nulls, `(empty)`
+for empty strings), so that DuckDB can be the oracle Floe's results are checked against.
+
 `floe-tpcds run --duckdb PYTHON` runs this script itself, after Floe's rounds, and merges its
 CSV into its report. To run it alone:
 
@@ -15,6 +19,8 @@ CSV into its report. To run it alone:
 """
 
 import argparse
+import datetime
+import decimal
 import math
 import pathlib
 import statistics
@@ -52,8 +58,36 @@ def query_names(listed):
     return names
 
 
+def answer_field(value):
+    """One field as the reference answers write it (and Floe's `text_rows` prints it)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else "(empty)"
+    if isinstance(value, float):
+        # Arrow's spelling of the values Python spells `nan` and `inf`.
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, (int, decimal.Decimal, datetime.date, datetime.datetime)):
+        return str(value)
+    return str(value)
+
+
+def answer_text(columns, rows):
+    """A result in the reference answers' form."""
+    lines = ["|".join(columns)]
+    lines.extend("|".join(answer_field(v) for v in row) for row in rows)
+    return "\n".join(lines) + "\n"
+
+
 def run_once(con, sql, timeout):
-    """Runs `sql` once; returns its rows, or None if `timeout` seconds passed first."""
+    """Runs `sql` once; returns (column names, rows), or None if `timeout` seconds passed
+    first."""
     interrupted = threading.Event()
 
     def interrupt():
@@ -64,7 +98,9 @@ def run_once(con, sql, timeout):
     if timer:
         timer.start()
     try:
-        return len(con.execute(sql).fetchall())
+        cursor = con.execute(sql)
+        rows = cursor.fetchall()
+        return [column[0] for column in cursor.description], rows
     except Exception:  # duckdb.InterruptException, whatever its base class
         if interrupted.is_set():
             return None
@@ -74,20 +110,25 @@ def run_once(con, sql, timeout):
             timer.cancel()
 
 
-def run_query(con, name, sql, rounds, timeout):
-    """One query's rounds: (times, rows, status)."""
+def run_query(con, name, sql, rounds, timeout, answers):
+    """One query's rounds: (times, rows, status). The first round's result goes to
+    `answers/qNN.csv` when `answers` is a directory."""
     times, rows = [], 0
-    for _ in range(rounds):
+    for round in range(rounds):
         started = time.perf_counter()
         try:
-            rows = run_once(con, sql, timeout)
+            result = run_once(con, sql, timeout)
         except duckdb.Error as err:
             print(f"{name}: {err}", file=sys.stderr)
             return [], 0, "error"
-        if rows is None:
+        if result is None:
             print(f"{name}: interrupted after {timeout} s", file=sys.stderr)
             return [], 0, "timeout"
         times.append(time.perf_counter() - started)
+        columns, result_rows = result
+        rows = len(result_rows)
+        if round == 0 and answers:
+            (answers / f"{name}.csv").write_text(answer_text(columns, result_rows))
     return times, rows, "ran"
 
 
@@ -104,7 +145,12 @@ def main():
     parser.add_argument("--timeout", type=float, default=None,
                         help="interrupt a query running longer than this many seconds")
     parser.add_argument("--output", default="duckdb.csv")
+    parser.add_argument("--answers", default=None,
+                        help="directory to write each query's first result to, as qNN.csv")
     args = parser.parse_args()
+    answers = pathlib.Path(args.answers) if args.answers else None
+    if answers:
+        answers.mkdir(parents=True, exist_ok=True)
 
     warehouse = pathlib.Path(args.warehouse).resolve()
     catalog = SqlCatalog(
@@ -128,7 +174,7 @@ def main():
     medians = []
     for name in query_names(args.queries):
         sql = (queries / f"{name}.sql").read_text()
-        times, rows, status = run_query(con, name, sql, args.rounds, args.timeout)
+        times, rows, status = run_query(con, name, sql, args.rounds, args.timeout, answers)
         if times:
             median = statistics.median(times)
             medians.append(median)

@@ -217,17 +217,4 @@ mod tests {
         let short = batch(&[Some("b")], &[2.0]);
         assert!(compare(&answer, &[short], true).unwrap()[0].contains("1 rows, expected 2"));
     }
-
-    #[test]
-    fn every_reference_answer_parses() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tpcds/answers/sf1");
-        if !dir.is_dir() {
-            return; // The shared reference set is outside the repository; nothing to check.
-        }
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let answer = Answer::read(&entry.unwrap().path()).unwrap();
-            assert!(!answer.columns.is_empty());
-            assert!(answer.rows.iter().all(|r| r.len() == answer.columns.len()));
-        }
-    }
 }

@@ -287,6 +287,7 @@ async fn run_benchmark(args: RunArgs) -> Result<ExitCode, String> {
                 queries: options.queries.clone(),
                 timeout: settings.timeout,
                 threads: cores(),
+                answers: None,
             };
             run_external_peer(&mut report, name, command, job)
                 .await

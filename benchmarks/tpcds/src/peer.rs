@@ -39,6 +39,10 @@ pub const TIMEOUT_ENV: &str = "FLOE_TPCDS_TIMEOUT";
 /// Environment variable: directory of the query texts, `qNN.sql`.
 pub const QUERY_DIR_ENV: &str = "FLOE_TPCDS_QUERY_DIR";
 
+/// Environment variable: directory to write each query's first result to as `qNN.csv`, in the
+/// reference answers' form (set only when asked for).
+pub const ANSWERS_ENV: &str = "FLOE_TPCDS_PEER_ANSWERS";
+
 /// File names inside the scratch directory.
 const QUERY_DIR_NAME: &str = "queries";
 const OUTPUT_NAME: &str = "peer.csv";
@@ -138,6 +142,9 @@ pub struct PeerJob {
     pub timeout: Option<Duration>,
     /// Threads the peer may use (DuckDB's `--threads`).
     pub threads: usize,
+    /// Directory the peer writes each query's first result to, as a reference answer
+    /// (`qNN.csv`), so that Floe can be checked against it; none: results are only counted.
+    pub answers: Option<PathBuf>,
 }
 
 /// Runs the external peer to completion and parses the CSV it wrote. Blocks while it runs; its
@@ -167,6 +174,9 @@ pub fn run_external(command: &PeerCommand, job: &PeerJob) -> Result<Vec<External
         .env(QUERY_DIR_ENV, &query_dir);
     if let Some(timeout) = job.timeout {
         process.env(TIMEOUT_ENV, timeout.as_secs_f64().to_string());
+    }
+    if let Some(answers) = &job.answers {
+        process.env(ANSWERS_ENV, answers);
     }
     let status = process
         .status()
@@ -210,6 +220,10 @@ fn duckdb_command(
     if let Some(timeout) = job.timeout {
         args.push("--timeout".to_string());
         args.push(timeout.as_secs_f64().to_string());
+    }
+    if let Some(answers) = &job.answers {
+        args.push("--answers".to_string());
+        args.push(answers.display().to_string());
     }
     let shown = format!("{} {}", python.display(), args.join(" "));
     let mut command = Command::new(python);

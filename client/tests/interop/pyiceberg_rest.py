@@ -8,6 +8,9 @@ with several snapshots, a schema change and a tag, and prints what PyIceberg its
          "inspect_snapshots": [[snapshot_id, parent_id, operation]...],
          "inspect_files": [[file_path, record_count, file_size_in_bytes, content]...]}
 
+    pyiceberg_rest.py S3_HOST:PORT REST_HOST:PORT count NAMESPACE.TABLE
+        prints {"rows", "distinct_ids", "sum_ids", "snapshots"} of the table (its `id` column)
+
 Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, also the catalog's OAuth2 client
 credentials.
 """
@@ -19,6 +22,8 @@ import sys
 import pyarrow as pa
 from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.types import LongType
+
+from table_summary import print_summary
 
 
 def catalog(s3, rest):
@@ -89,6 +94,8 @@ def main():
     s3, rest, command = sys.argv[1:4]
     if command == "write":
         write(catalog(s3, rest))
+    elif command == "count":
+        print_summary(catalog(s3, rest).load_table(sys.argv[4]))
     else:
         sys.exit(f"unknown command {command}")
 

@@ -8,6 +8,7 @@ Usage:
       #   after the first file; pyi.evolving: a file before and files after a partition spec
       #   change
   pyiceberg_tables.py read   <warehouse_dir> <namespace.table>   # prints rows as JSON lines, sorted
+  pyiceberg_tables.py count  <warehouse_dir> <namespace.table>   # {"rows", "distinct_ids", "sum_ids", "snapshots"}
 
 Both sides use the catalog `local` on <warehouse_dir>/catalog.db, Floe's default layout.
 """
@@ -19,6 +20,8 @@ from decimal import Decimal
 import pyarrow as pa
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.types import DoubleType
+
+from table_summary import print_summary
 
 
 def catalog(warehouse: str) -> SqlCatalog:
@@ -157,5 +160,7 @@ if __name__ == "__main__":
         write_types(warehouse)
     elif command == "read":
         read(warehouse, sys.argv[3])
+    elif command == "count":
+        print_summary(catalog(warehouse).load_table(sys.argv[3]))
     else:
         sys.exit(f"unknown command {command}")

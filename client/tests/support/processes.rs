@@ -93,9 +93,22 @@ pub struct Cluster {
     pub executors: Vec<Process>,
 }
 
+/// A scheduler and two executors in a fresh directory, on the default catalog (SQLite, in
+/// `floe-warehouse/` of [`Cluster::dir`]).
 pub fn start_cluster() -> Cluster {
+    start_cluster_with_config(None)
+}
+
+/// [`start_cluster`] with the scheduler reading its catalogs from `floe.toml` text `config`.
+pub fn start_cluster_with_config(config: Option<&str>) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let scheduler = start("floe-scheduler", &["--bind", "127.0.0.1:0"], dir.path());
+    let mut args = vec!["--bind", "127.0.0.1:0"];
+    let config_path = dir.path().join("floe.toml");
+    if let Some(config) = config {
+        std::fs::write(&config_path, config).unwrap();
+        args.extend(["--config", config_path.to_str().unwrap()]);
+    }
+    let scheduler = start("floe-scheduler", &args, dir.path());
     let executors = (0..2)
         .map(|i| {
             let work = dir.path().join(format!("work-{i}"));
