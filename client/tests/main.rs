@@ -14,6 +14,7 @@ mod weed;
 
 mod cluster;
 mod concurrent_writes;
+mod flight_sql;
 mod lake;
 mod shell;
 mod sqllogictests;

@@ -52,6 +52,18 @@ pub enum FloeError {
     #[error("iceberg: {0}")]
     Iceberg(#[from] iceberg::Error),
 
+    /// A catalog did not answer a listing (a metadata RPC, `SHOW`): names the catalog and what
+    /// was asked, so a browser shows the failure instead of an empty list.
+    #[error("catalog `{catalog}` could not {action}: {source}")]
+    CatalogUnavailable {
+        /// The configured catalog's name.
+        catalog: String,
+        /// What Floe asked it, e.g. `list the tables of namespace sales`.
+        action: String,
+        /// The catalog's error.
+        source: iceberg::Error,
+    },
+
     /// An error from DataFusion (SQL parsing, planning, execution, Parquet and object storage).
     #[error("{0}")]
     DataFusion(#[from] DataFusionError),

@@ -6,10 +6,14 @@
 //! - `names`: resolving dotted names against the catalogs and the `USE` defaults, and naming
 //!   what is missing when DataFusion reports a table as not found;
 //! - `namespaces`: `USE`, `SHOW CATALOGS | SCHEMAS | TABLES`, `CREATE/DROP SCHEMA`;
-//! - `tables`: `CREATE TABLE [AS]`, `DROP TABLE`, `SHOW CREATE TABLE`.
+//! - `tables`: `CREATE TABLE [AS]`, `DROP TABLE`, `SHOW CREATE TABLE`;
+//! - [`browse`]: listing catalogs, namespaces and tables for Flight SQL's metadata RPCs;
+//! - [`prepared`]: statements planned once and run with bound parameters.
 
+pub mod browse;
 mod names;
 mod namespaces;
+pub mod prepared;
 mod tables;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +21,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -89,6 +94,9 @@ pub const SUMMARY_METADATA_KEY: &str = "floe.summary";
 pub struct FloeSession {
     ctx: SessionContext,
     catalogs: BTreeMap<String, Arc<FloeCatalog>>,
+    /// The providers registered in `ctx` (which holds them wrapped for URL tables), for what
+    /// DataFusion's catalog API does not reach: this session's own tables.
+    providers: BTreeMap<String, Arc<IcebergCatalogProvider>>,
 }
 
 impl std::fmt::Debug for FloeSession {
@@ -227,18 +235,19 @@ impl FloeSession {
             state = state.with_query_planner(planner);
         }
         let ctx = SessionContext::new_with_state(state.build()).enable_url_table();
+        let mut providers = BTreeMap::new();
         for (name, catalog) in &catalogs.catalogs {
-            ctx.register_catalog(
-                name,
-                Arc::new(IcebergCatalogProvider::new(
-                    Arc::clone(catalog),
-                    Arc::clone(&catalogs.caches),
-                )),
-            );
+            let provider = Arc::new(IcebergCatalogProvider::new(
+                Arc::clone(catalog),
+                Arc::clone(&catalogs.caches),
+            ));
+            ctx.register_catalog(name, Arc::clone(&provider) as Arc<_>);
+            providers.insert(name.clone(), provider);
         }
         Ok(Self {
             ctx,
             catalogs: catalogs.catalogs.clone(),
+            providers,
         })
     }
 
@@ -268,7 +277,16 @@ impl FloeSession {
     /// a schema with no fields whose metadata holds [`SUMMARY_METADATA_KEY`].
     pub async fn execute_statement_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let statement = self.parse_one(sql)?;
-        match self.run(statement).await? {
+        self.stream_statement(statement, None).await
+    }
+
+    /// Runs a parsed statement, with `parameters` bound to its `$1`, `$2`, ..., as a stream.
+    async fn stream_statement(
+        &self,
+        statement: FloeStatement,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<SendableRecordBatchStream> {
+        match self.run_with(statement, parameters).await? {
             Outcome::Plan(frame) => Ok(frame.execute_stream().await?),
             Outcome::Done(output) => {
                 let schema = match &output.summary {
@@ -340,9 +358,25 @@ impl FloeSession {
 
     /// The dispatcher: Floe's statements run to completion, DataFusion's are planned.
     async fn run(&self, statement: FloeStatement) -> Result<Outcome> {
+        self.run_with(statement, None).await
+    }
+
+    /// [`Self::run`] with parameters bound; only DataFusion's statements take them.
+    async fn run_with(
+        &self,
+        statement: FloeStatement,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<Outcome> {
+        if parameters.is_some() && !matches!(statement, FloeStatement::DataFusion(_)) {
+            return Err(FloeError::NotSupported(
+                "parameters in USE, SHOW and Floe's DDL statements".into(),
+            ));
+        }
         let output = match statement {
             FloeStatement::DataFusion(statement) => {
-                return Ok(Outcome::Plan(Box::new(self.plan(*statement).await?)));
+                return Ok(Outcome::Plan(Box::new(
+                    self.plan(*statement, parameters).await?,
+                )));
             }
             FloeStatement::Use(name) => self.use_statement(&name).await?,
             FloeStatement::ShowCatalogs => {
@@ -370,15 +404,18 @@ impl FloeSession {
         Ok(Outcome::Done(output))
     }
 
-    /// DataFusion's logical plan for `statement`, as `SessionContext::sql` makes it from text.
-    async fn plan(&self, statement: DFStatement) -> Result<DataFrame> {
-        refuse_unresolved_versions(&statement)?;
-        let planned = async {
-            let plan = self.ctx.state().statement_to_plan(statement).await?;
-            self.ctx.execute_logical_plan(plan).await
+    /// DataFusion's plan for `statement` with `parameters` bound, as `SessionContext::sql`
+    /// makes it from text.
+    async fn plan(
+        &self,
+        statement: DFStatement,
+        parameters: Option<Vec<ScalarValue>>,
+    ) -> Result<DataFrame> {
+        let mut plan = self.logical_plan(statement).await?;
+        if let Some(parameters) = parameters {
+            plan = plan.with_param_values(parameters)?;
         }
-        .await;
-        match planned {
+        match self.ctx.execute_logical_plan(plan).await {
             Ok(frame) => Ok(frame),
             Err(err) => Err(self.explain_missing(err).await),
         }

@@ -116,6 +116,20 @@ impl IcebergCatalogProvider {
     }
 }
 
+impl IcebergCatalogProvider {
+    /// The tables this session registered into `namespace` (external tables, views), by name.
+    pub fn session_tables_in(&self, namespace: &str) -> Vec<(String, Arc<dyn TableProvider>)> {
+        let Ok(tables) = self.session_tables.lock() else {
+            return Vec::new();
+        };
+        tables
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|((_, name), table)| (name.clone(), Arc::clone(table)))
+            .collect()
+    }
+}
+
 impl CatalogProvider for IcebergCatalogProvider {
     fn as_any(&self) -> &dyn Any {
         self

@@ -4,15 +4,18 @@
 //! `proto/floe.proto` (at the crate root: [`TaskStatusReport`], [`ShuffleTicket`],
 //! [`scheduler_control_server`], ...), the names clients and servers agree on outside the
 //! messages ([`SESSION_HEADER`], [`QUERY_PROGRESS_ACTION`]), and the one map from an error to a
-//! gRPC status that every service edge uses ([`status`]).
+//! gRPC status that every service edge uses ([`status`]), and Flight's session-management
+//! messages that arrow-rs does not generate ([`flight_sessions`]).
 //!
 //! The scheduler, the executors and the shell all speak it; none of them depends on another for
 //! a protocol constant.
 
+pub mod flight_sessions;
 pub mod status;
 
 /// gRPC metadata header naming a client session on the scheduler's Flight SQL service (any
-/// string the client picks, e.g. a UUID).
+/// string the client picks, e.g. a UUID): Floe's shell sends it; other clients keep the session
+/// the server assigns them in the [`flight_sessions::SESSION_COOKIE`] cookie.
 pub const SESSION_HEADER: &str = "x-floe-session";
 
 /// Flight action on the scheduler returning a query's [`QueryProgress`].

@@ -16,7 +16,7 @@
 //! | a feature Floe does not implement | `Unimplemented` |
 //! | a cancelled query | `Cancelled` |
 //! | a limit (memory, message size) | `ResourceExhausted` |
-//! | a lost executor, a failed shuffle fetch | `Unavailable` |
+//! | a lost executor, a failed shuffle fetch, a catalog that does not answer a listing | `Unavailable` |
 //! | anything else | `Internal` |
 //!
 //! Where Floe itself knows the class of a failure that has no typed error of its own (a task
@@ -123,6 +123,12 @@ fn floe_code(err: &FloeError) -> Code {
         FloeError::Plan(_) | FloeError::Config { .. } => Code::InvalidArgument,
         FloeError::NotSupported(_) => Code::Unimplemented,
         FloeError::Iceberg(e) => iceberg_code(e),
+        // A namespace dropped while it was listed is still NotFound; any other failure of a
+        // catalog to answer is the catalog's, not the request's.
+        FloeError::CatalogUnavailable { source, .. } => match iceberg_code(source) {
+            Code::Internal => Code::Unavailable,
+            code => code,
+        },
         FloeError::DataFusion(e) => datafusion_code(e),
         FloeError::Io { .. } => Code::Internal,
     }

@@ -71,6 +71,7 @@ impl Scheduler {
             .map_err(|e| SchedulerError::Transport(e.to_string()))?;
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let router = tonic::transport::Server::builder()
+            .layer(crate::service::SessionCookieLayer)
             .add_service(
                 FlightServiceServer::from_arc(Arc::clone(&flight_sql))
                     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
@@ -98,6 +99,8 @@ impl Scheduler {
                 ticks.tick().await;
                 cluster.expire_executors();
                 flight_sql.expire_queries();
+                flight_sql.expire_sessions();
+                flight_sql.expire_prepared();
             }
         });
         Ok(Self {

@@ -13,12 +13,14 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::ParserError;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
-/// Tokens of `sql` with their locations, keywords before a `.` turned into names, Spark's
+/// Tokens of `sql` with their locations, keywords before a `.` turned into names, `?`
+/// parameters numbered, Spark's
 /// metadata-table names turned into Trino's ([`super::metadata_names`]) and time-travel clauses
 /// folded into table names ([`super::time_travel`]).
 pub fn tokenize(sql: &str, dialect: &dyn Dialect) -> Result<Vec<TokenWithSpan>, ParserError> {
     let mut tokens = Tokenizer::new(dialect, sql).tokenize_with_location()?;
     keywords_before_periods_are_names(&mut tokens);
+    number_question_mark_placeholders(&mut tokens);
     super::metadata_names::rewrite(&mut tokens);
     super::time_travel::rewrite(&mut tokens)?;
     Ok(tokens)
@@ -37,6 +39,23 @@ fn keywords_before_periods_are_names(tokens: &mut [TokenWithSpan]) {
             _ => {}
         }
         period_follows = token.token == Token::Period;
+    }
+}
+
+/// JDBC's and ODBC's `?` parameters become `$1`, `$2`, ... in the order they appear in each
+/// statement: DataFusion binds parameters by position only in that form (every `?` would be the
+/// same named parameter).
+fn number_question_mark_placeholders(tokens: &mut [TokenWithSpan]) {
+    let mut next = 1;
+    for token in tokens.iter_mut() {
+        match &mut token.token {
+            Token::SemiColon => next = 1,
+            Token::Placeholder(name) if name == "?" => {
+                *name = format!("${next}");
+                next += 1;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -168,6 +187,19 @@ mod tests {
         assert_eq!(keyword_of("INTO"), Some(Keyword::INTO));
         // `.5` is a number, so `AND` stays a keyword.
         assert_eq!(keyword_of("AND"), Some(Keyword::AND));
+    }
+
+    #[test]
+    fn question_marks_are_numbered_per_statement() {
+        let tokens = tokenize("SELECT ?, '?', ? ; SELECT ?", &GenericDialect {}).unwrap();
+        let placeholders: Vec<String> = tokens
+            .iter()
+            .filter_map(|t| match &t.token {
+                Token::Placeholder(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(placeholders, ["$1", "$2", "$1"]);
     }
 
     #[test]

@@ -17,12 +17,16 @@
 //! token level in every dialect ([`time_travel`]), so no dialect can parse a clause that the
 //! planner would then ignore.
 //!
+//! [`name_pattern`] matches the JDBC-style name patterns (`%`, `_`, `\`) of Flight SQL's metadata
+//! commands.
+//!
 //! The shell uses [`split_statements`] and [`is_complete`] from the same tokenizer, so it splits
 //! scripts exactly where the session does.
 
 pub mod ast;
 pub mod lexer;
 pub mod metadata_names;
+pub mod name_pattern;
 pub mod parser;
 pub mod time_travel;
 

@@ -46,7 +46,7 @@ impl FloeSession {
     }
 
     /// The current catalog and namespace (`USE` changes them).
-    pub(super) fn defaults(&self) -> (String, String) {
+    pub fn defaults(&self) -> (String, String) {
         let state = self.ctx.state_ref();
         let state = state.read();
         let options = &state.config_options().catalog;
