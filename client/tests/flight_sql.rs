@@ -256,6 +256,24 @@ async fn prepared_statements_bind_parameters_and_updates_count_rows() {
         "{seen:#}"
     );
 
+    // A second client nobody here wrote: flightsql-dbapi over pyarrow's Flight client.
+    let output = run_interop_script("flightsql_dbapi_client.py", &[&address]);
+    let seen: serde_json::Value = serde_json::from_str(output.trim()).unwrap();
+    assert_eq!(seen["catalogs"], serde_json::json!(["local"]), "{seen:#}");
+    assert_eq!(seen["schemas"], serde_json::json!(["default", "shop"]), "{seen:#}");
+    assert_eq!(
+        seen["tables"],
+        serde_json::json!([["lines", "TABLE"], ["orders", "TABLE"]]),
+        "{seen:#}"
+    );
+    assert_eq!(seen["sql_info"]["0"], "Floe", "{seen:#}");
+    assert_eq!(seen["sql_info"]["3"], false, "{seen:#}");
+    assert_eq!(seen["sql_info"]["504"], "\"", "{seen:#}");
+    assert_eq!(seen["query"], serde_json::json!([{"n": 4}]), "{seen:#}");
+    assert_eq!(seen["prepared"], serde_json::json!([3, 4]), "{seen:#}");
+    assert_eq!(seen["update"], 2, "{seen:#}");
+    assert_eq!(seen["after_update"], serde_json::json!([{"n": 6}]), "{seen:#}");
+
     // A prepared statement's handle is refused in another session.
     let mut owner = client_with_defaults(&address, "owner").await;
     let mut prepared = owner
