@@ -20,7 +20,7 @@ use floe_proto::QueryProgress;
 use floe_proto::{QUERY_PROGRESS_ACTION, SESSION_HEADER};
 use floe_scheduler::Scheduler;
 use floe_shuffle::flight::{MAX_GRPC_MESSAGE_BYTES, channel_to};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use prost::Message;
 use tonic::transport::Channel;
@@ -178,8 +178,12 @@ impl Connection {
             progress.abort();
             let _ = progress.await;
         }
-        let batches = fetched.map_err(StatementError::Failed)?;
-        let summary = schema.metadata().get(SUMMARY_METADATA_KEY).cloned();
+        let (batches, streamed_schema) = fetched.map_err(StatementError::Failed)?;
+        // A statement runs on its fetch, so the summary of one without rows (`Created table
+        // …`) comes with the streamed schema.
+        let summary = streamed_schema
+            .as_ref()
+            .and_then(|streamed| streamed.metadata().get(SUMMARY_METADATA_KEY).cloned());
         Ok(StatementOutput {
             schema: if summary.is_some() {
                 std::sync::Arc::new(Schema::empty())
@@ -211,21 +215,23 @@ impl Connection {
 async fn fetch_all(
     client: &mut FlightSqlServiceClient<Channel>,
     info: &FlightInfo,
-) -> Result<Vec<RecordBatch>, String> {
+) -> Result<(Vec<RecordBatch>, Option<SchemaRef>), String> {
     let mut batches = Vec::new();
+    let mut schema = None;
     for endpoint in &info.endpoint {
         let Some(ticket) = endpoint.ticket.clone() else {
             continue;
         };
-        let stream = client
+        let mut stream = client
             .do_get(ticket)
             .await
             .map_err(|e| flight_message(&e))?;
-        let mut part: Vec<RecordBatch> =
-            stream.try_collect().await.map_err(|e| flight_message(&e))?;
-        batches.append(&mut part);
+        while let Some(batch) = stream.next().await {
+            batches.push(batch.map_err(|e| flight_message(&e))?);
+        }
+        schema = stream.schema().cloned().or(schema);
     }
-    Ok(batches)
+    Ok((batches, schema))
 }
 
 /// Completes when `deadline` passes; never without one.

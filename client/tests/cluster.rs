@@ -338,8 +338,20 @@ fn adbc_statements(address: &str, statements: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the query's tasks are running on the executors (via `floe.query_progress`).
-async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) {
+/// Fetches `info`'s results in a task of its own (which is what runs the statement).
+fn spawn_fetch(
+    client: &FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> tokio::task::JoinHandle<Result<Vec<RecordBatch>, String>> {
+    let (mut client, info) = (client.clone(), info.clone());
+    tokio::spawn(async move { fetch(&mut client, &info).await })
+}
+
+/// The progress of the query `info` names; `None` once it is done and forgotten.
+async fn progress_of(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: &FlightInfo,
+) -> Option<floe_proto::QueryProgress> {
     let ticket = &info.endpoint[0].ticket.as_ref().unwrap().ticket;
     let any = arrow_flight::sql::Any::decode(ticket.clone()).unwrap();
     let handle = any
@@ -347,16 +359,41 @@ async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, in
         .unwrap()
         .unwrap()
         .statement_handle;
+    let results: Vec<_> = match client
+        .do_action(Action::new("floe.query_progress", handle))
+        .await
+    {
+        Ok(stream) => stream.try_collect().await.unwrap(),
+        Err(arrow_flight::error::FlightError::Tonic(status))
+            if status.code() == tonic::Code::NotFound =>
+        {
+            return None;
+        }
+        Err(err) => panic!("{err}"),
+    };
+    Some(floe_proto::QueryProgress::decode(results[0].body.clone()).unwrap())
+}
+
+/// Waits until the query has been cut into stages on the cluster (its fetch started it), or
+/// is already done (a count answered from statistics runs no task).
+async fn wait_for_stages(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while progress_of(client, info)
+        .await
+        .is_some_and(|progress| progress.stages_total == 0)
+    {
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the query's tasks are running on the executors (via `floe.query_progress`).
+async fn wait_for_running_tasks(client: &mut FlightSqlServiceClient<Channel>, info: &FlightInfo) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let results: Vec<_> = client
-            .do_action(Action::new("floe.query_progress", handle.clone()))
+        let progress = progress_of(client, info)
             .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        let progress = floe_proto::QueryProgress::decode(results[0].body.clone()).unwrap();
+            .expect("the query ended before its tasks ran");
         // Three running tasks with two slots per executor: both executors are busy.
         if progress.tasks_running >= 3 {
             // Let the tasks get well into their work.
@@ -438,12 +475,16 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
                 WHERE (a.amount * b.amount + g.value) % 7 > 3";
     // A query submitted while the slow one holds every slot waits, and runs once the cancelled
     // query's tasks have given their slots back (nothing else wakes the scheduler).
+    // A statement runs when its ticket is fetched, so each fetch is started first.
     let info = client.execute(slow.to_string(), None).await.unwrap();
+    let slow_fetch = spawn_fetch(&client, &info);
     wait_for_running_tasks(&mut client, &info).await;
     let waiting = client
         .execute("SELECT count(*) FROM sales".to_string(), None)
         .await
         .unwrap();
+    let waiting_fetch = spawn_fetch(&client, &waiting);
+    wait_for_stages(&mut client, &waiting).await;
     let cancel = CancelFlightInfoRequest {
         info: Some(info.clone()),
     };
@@ -454,20 +495,22 @@ async fn bad_requests_and_a_dead_executor_fail_cleanly() {
         .try_collect::<Vec<_>>()
         .await
         .unwrap();
-    assert!(fetch(&mut client, &info).await.is_err());
-    let waited = tokio::time::timeout(Duration::from_secs(30), fetch(&mut client, &waiting))
+    assert!(slow_fetch.await.unwrap().is_err());
+    let waited = tokio::time::timeout(Duration::from_secs(30), waiting_fetch)
         .await
         .expect("a query waiting for slots must run once a cancelled query frees them")
+        .unwrap()
         .unwrap();
     assert_eq!(rows(&waited), vec!["20000"]);
 
     // An executor killed mid-query fails the query within seconds, naming the executor.
     let info = client.execute(slow.to_string(), None).await.unwrap();
+    let slow_fetch = spawn_fetch(&client, &info);
     wait_for_running_tasks(&mut client, &info).await;
     let victim = cluster.executors.remove(0);
     drop(victim);
     let started = Instant::now();
-    let err = fetch(&mut client, &info).await.unwrap_err();
+    let err = slow_fetch.await.unwrap().unwrap_err();
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",

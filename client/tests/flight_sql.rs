@@ -36,6 +36,20 @@ async fn fetch_all(client: &mut FlightSqlServiceClient<Channel>, info: FlightInf
     batches
 }
 
+/// The `count` an INSERT's result carries.
+fn inserted_rows(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .map(|b| {
+            b.column(0)
+                .as_primitive::<arrow::datatypes::UInt64Type>()
+                .values()
+                .iter()
+                .sum::<u64>()
+        })
+        .sum()
+}
+
 fn strings(batches: &[RecordBatch], column: &str) -> Vec<String> {
     batches
         .iter()
@@ -218,6 +232,33 @@ async fn sessions_last_per_connection_and_tickets_stay_in_theirs() {
         .await
         .unwrap();
     assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
+
+    // A statement runs on the fetch of its ticket, once: a FlightInfo asked for twice runs
+    // once, one never fetched runs nothing, and a ticket cannot be fetched twice.
+    let _unfetched = owner
+        .execute("INSERT INTO shop.orders VALUES (2)".to_string(), None)
+        .await
+        .unwrap();
+    let insert = owner
+        .execute("INSERT INTO shop.orders VALUES (3)".to_string(), None)
+        .await
+        .unwrap();
+    let _never = owner
+        .execute("CREATE TABLE shop.never (a INT)".to_string(), None)
+        .await
+        .unwrap();
+    let inserted = fetch_all(&mut owner, insert.clone()).await;
+    assert_eq!(inserted_rows(&inserted), 1);
+    let again = owner.do_get(insert.endpoint[0].ticket.clone().unwrap()).await;
+    assert!(again.is_err());
+    let ids = run(&mut owner, "SELECT id FROM shop.orders ORDER BY id").await.unwrap();
+    let ids: Vec<i64> = ids
+        .iter()
+        .flat_map(|b| b.column(0).as_primitive::<arrow::datatypes::Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(ids, [1, 3]);
+    let err = run(&mut owner, "SELECT * FROM shop.never").await.unwrap_err();
+    assert!(err.contains("never"), "{err}");
 
     // A ticket that is not one: InvalidArgument.
     let garbage = arrow_flight::Ticket::new(b"not a ticket".to_vec());

@@ -26,6 +26,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -278,6 +279,14 @@ impl FloeSession {
     pub async fn execute_statement_stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         let statement = self.parse_one(sql)?;
         self.stream_statement(statement, None).await
+    }
+
+    /// Runs a DataFusion plan made by [`FloeSession::prepare`], as a stream.
+    async fn stream_plan(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream> {
+        match self.ctx.execute_logical_plan(plan).await {
+            Ok(frame) => Ok(frame.execute_stream().await?),
+            Err(err) => Err(self.explain_missing(err).await),
+        }
     }
 
     /// Runs a parsed statement, with `parameters` bound to its `$1`, `$2`, ..., as a stream.

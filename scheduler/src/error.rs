@@ -33,6 +33,9 @@ pub enum SchedulerError {
     /// A request that cannot be served.
     #[error("{0}")]
     InvalidRequest(String),
+    /// A ticket or handle used outside the session that made it.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Networking (binding the service).
     #[error("transport: {0}")]
     Transport(String),
@@ -57,6 +60,7 @@ impl SchedulerError {
             | SchedulerError::NoExecutors
             | SchedulerError::Transport(_) => tonic::Code::Unavailable,
             SchedulerError::InvalidRequest(_) => tonic::Code::InvalidArgument,
+            SchedulerError::PermissionDenied(_) => tonic::Code::PermissionDenied,
         }
     }
 }

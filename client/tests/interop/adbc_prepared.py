@@ -41,6 +41,7 @@ def main() -> None:
             out["lines"] = cursor.fetchone()[0]
             try:
                 cursor.execute("SELECT * FROM shop.orders WHERE id > ?", (1, 2))
+                cursor.fetchall()
                 out["wrong_arity"] = "ran"
             except Error as err:
                 out["wrong_arity"] = err.status_code.name

@@ -2,9 +2,11 @@
 //! parameters' types (what JDBC's and ADBC's `prepare` ask for), then run any number of times
 //! with bound values.
 //!
-//! Each run plans the statement again from its parsed form: a plan pins the tables at the
-//! snapshot current when it was made, and a statement prepared by a BI tool and run an hour later
-//! must see the rows committed since. Parameters are DataFusion's `$1`, `$2`, ... (a `?` is
+//! A plan pins the tables at the snapshot current when it was made, and a statement prepared by
+//! a BI tool and run an hour later must see the rows committed since: a statement kept for later
+//! ([`PreparedStatement::without_plan`]) is planned again from its parsed form on each run. A run
+//! right after preparing (a Flight SQL ticket redeemed moments after `GetFlightInfo`) uses the
+//! plan made then, so no table is loaded twice. Parameters are DataFusion's `$1`, `$2`, ... (a `?` is
 //! numbered so by the tokenizer), bound by position.
 //!
 //! A statement is an *update* when it has no result set of its own: DDL, DML (whose single row
@@ -27,6 +29,9 @@ use floe_sql::FloeStatement;
 #[derive(Debug, Clone)]
 pub struct PreparedStatement {
     statement: FloeStatement,
+    /// The plan `prepare` made, for one run without parameters soon after.
+    plan: Option<LogicalPlan>,
+    result_schema: SchemaRef,
     dataset_schema: SchemaRef,
     parameter_schema: SchemaRef,
     is_update: bool,
@@ -38,10 +43,22 @@ impl PreparedStatement {
         Arc::clone(&self.dataset_schema)
     }
 
+    /// The schema of the stream a run returns, updates included (DML's `count`; Floe's own
+    /// statements without rows add their summary to it as metadata when they run).
+    pub fn result_schema(&self) -> SchemaRef {
+        Arc::clone(&self.result_schema)
+    }
+
     /// One field per parameter, `$1` first; a parameter whose type the plan does not fix is
     /// `Null` (any value binds).
     pub fn parameter_schema(&self) -> SchemaRef {
         Arc::clone(&self.parameter_schema)
+    }
+
+    /// This statement without its plan: each run plans it again (see the module docs).
+    pub fn without_plan(mut self) -> Self {
+        self.plan = None;
+        self
     }
 
     /// Whether the statement changes something rather than returning rows.
@@ -110,25 +127,31 @@ impl FloeSession {
         let statement = self.parse_one(sql)?;
         let FloeStatement::DataFusion(parsed) = &statement else {
             let rows = floe_statement_schema(&statement);
+            let schema = rows.clone().unwrap_or_else(|| Arc::new(Schema::empty()));
             return Ok(PreparedStatement {
+                plan: None,
                 is_update: rows.is_none(),
-                dataset_schema: rows.unwrap_or_else(|| Arc::new(Schema::empty())),
+                result_schema: Arc::clone(&schema),
+                dataset_schema: schema,
                 parameter_schema: Arc::new(Schema::empty()),
                 statement,
             });
         };
         let plan = self.logical_plan(parsed.as_ref().clone()).await?;
         let is_update = !plan_is_query(&plan);
+        let result_schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let dataset_schema = if is_update {
             Arc::new(Schema::empty())
         } else {
-            Arc::new(plan.schema().as_arrow().clone())
+            Arc::clone(&result_schema)
         };
         Ok(PreparedStatement {
+            result_schema,
             parameter_schema: parameter_schema(&plan)?,
             dataset_schema,
             is_update,
             statement,
+            plan: Some(plan),
         })
     }
 
@@ -145,6 +168,9 @@ impl FloeSession {
                 "the statement takes {expected} parameters, {} were bound",
                 parameters.len()
             )));
+        }
+        if let (Some(plan), true) = (&prepared.plan, parameters.is_empty()) {
+            return self.stream_plan(plan.clone()).await;
         }
         let parameters = (!parameters.is_empty()).then_some(parameters);
         self.stream_statement(prepared.statement.clone(), parameters)
@@ -196,7 +222,8 @@ mod tests {
         let prepared = session
             .prepare("SELECT count(*) AS n FROM t WHERE id > ?")
             .await
-            .unwrap();
+            .unwrap()
+            .without_plan();
         assert!(!prepared.is_update());
         assert_eq!(prepared.dataset_schema().field(0).name(), "n");
         let parameters = prepared.parameter_schema();
@@ -208,6 +235,11 @@ mod tests {
         // Planned afresh each run: rows committed after `prepare` are seen.
         session.execute("INSERT INTO t VALUES (11)").await.unwrap();
         assert_eq!(count(&session, &prepared, vec![ScalarValue::Int64(Some(7))]).await, 4);
+        // A plan kept for one run sees the table as it was when it was made.
+        let planned = session.prepare("SELECT count(*) AS n FROM t").await.unwrap();
+        session.execute("INSERT INTO t VALUES (12)").await.unwrap();
+        assert_eq!(count(&session, &planned, vec![]).await, 11);
+        assert_eq!(count(&session, &planned.without_plan(), vec![]).await, 12);
         let Err(err) = session.execute_prepared(&prepared, vec![]).await else {
             panic!("ran without its parameter");
         };

@@ -1,11 +1,11 @@
 //! The scheduler's Flight SQL service for clients (`SchedulerControl` for executors, on the same
 //! address, is in `control.rs`).
 //!
-//! A Flight SQL statement (`CommandStatementQuery`) is planned in `GetFlightInfo`: Floe's own
-//! statements (DDL, USE, SHOW) run there; queries and DML start as jobs right away, with their
-//! rows pumped into a bounded buffer that `DoGet` on the returned ticket drains. The ticket
-//! carries the query id, which also answers the `floe.query_progress` action and the Flight
-//! `CancelFlightInfo` / Flight SQL `CancelQuery` actions. A client keeps its `USE` choices in
+//! A Flight SQL statement (`CommandStatementQuery`) is planned in `GetFlightInfo` and runs on
+//! the `DoGet` of the returned ticket, once (`queries.rs`), its rows pumped into a bounded buffer
+//! that the `DoGet` drains. The ticket carries the query id, which also answers the
+//! `floe.query_progress` action and the Flight `CancelFlightInfo` / Flight SQL `CancelQuery`
+//! actions. A client keeps its `USE` choices in
 //! its session (`sessions.rs`: the `arrow_flight_session_id` cookie the server assigns, or the
 //! shell's `x-floe-session` header), which Flight's `SetSessionOptions`, `GetSessionOptions` and
 //! `CloseSession` actions also reach; a ticket is redeemable only in the session that made it.
@@ -43,7 +43,6 @@ use arrow_flight::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use tokio::task::AbortHandle;
 use tonic::{Request, Response, Status, Streaming};
 
 use floe_core::FloeCatalogs;
@@ -54,7 +53,6 @@ use floe_proto::flight_sessions::{
     SET_SESSION_OPTIONS_ACTION, SetSessionOptionsRequest, close_session_result,
 };
 
-use crate::error::SchedulerError;
 use crate::query::DistributedQueryPlanner;
 use crate::state::ClusterState;
 
@@ -62,7 +60,7 @@ use crate::state::ClusterState;
 pub use queries::{MAX_PENDING_QUERIES, RESULT_BUFFER_BATCHES, UNFETCHED_QUERY_TIMEOUT};
 pub use prepared::{MAX_BOUND_PARAMETER_ROWS, MAX_PREPARED_STATEMENTS, PREPARED_IDLE_TIMEOUT};
 use prepared::PreparedEntry;
-use queries::PendingQuery;
+use queries::{PendingQuery, PlannedRun, StartedRun};
 pub use sessions::{
     MAX_SESSION_ID_BYTES, MAX_SESSIONS, SESSION_IDLE_TIMEOUT, SessionCookieLayer, SessionCookies,
 };
@@ -82,7 +80,7 @@ pub struct SchedulerService {
     cluster: Arc<ClusterState>,
     planner: Arc<DistributedQueryPlanner>,
     sessions: Mutex<HashMap<String, SessionEntry>>,
-    queries: Mutex<HashMap<String, PendingQuery>>,
+    queries: Arc<Mutex<HashMap<String, PendingQuery>>>,
     prepared: Mutex<HashMap<String, PreparedEntry>>,
 }
 
@@ -104,18 +102,9 @@ impl SchedulerService {
             cluster,
             planner,
             sessions: Mutex::new(HashMap::new()),
-            queries: Mutex::new(HashMap::new()),
+            queries: Arc::new(Mutex::new(HashMap::new())),
             prepared: Mutex::new(HashMap::new()),
         }
-    }
-}
-
-/// Aborts a query's pump when the stream fetching its results is dropped.
-struct AbortOnDrop(AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -190,7 +179,7 @@ impl FlightSqlService for SchedulerService {
     ) -> Result<Response<FlightInfo>, Status> {
         let session = self.session(&request)?;
         let owner = session_key(&request).and_then(|key| key.owner());
-        let (query_id, schema) = self.start_statement(session, query.query, owner).await?;
+        let (query_id, schema) = self.plan_statement(session, &query.query, owner).await?;
         Ok(Response::new(statement_info(
             query_id,
             &schema,
@@ -206,49 +195,15 @@ impl FlightSqlService for SchedulerService {
         let query_id = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("ticket holds no query id"))?;
         let caller = session_key(&request).map(|key| key.id);
-        // Fetching takes the query off the pending list; its pump stops when the fetch stream
-        // goes away (a client that disconnects cancels its query).
-        let query = {
-            let mut queries = self
-                .queries
-                .lock()
-                .map_err(|_| Status::internal("query table poisoned"))?;
-            match queries.get(&query_id) {
-                None => {
-                    return Err(SchedulerError::Unknown {
-                        kind: "query",
-                        id: query_id,
-                    }
-                    .into());
-                }
-                Some(query)
-                    if query
-                        .owner
-                        .as_ref()
-                        .is_some_and(|owner| caller.as_ref() != Some(owner)) =>
-                {
-                    return Err(Status::permission_denied(format!(
-                        "the ticket of query `{query_id}` belongs to another session"
-                    )));
-                }
-                Some(query) if query.results.is_none() => {
-                    return Err(Status::failed_precondition(format!(
-                        "the results of query `{query_id}` are already being fetched"
-                    )));
-                }
-                Some(_) => queries.remove(&query_id),
-            }
-        };
-        let Some(PendingQuery {
+        let run = self.redeem(&query_id, caller.as_deref())?;
+        let StartedRun {
             schema,
-            results: Some(receiver),
-            pump,
-            ..
-        }) = query
-        else {
-            return Err(Status::internal("query entry without results"));
-        };
-        let pump_guard = AbortOnDrop(pump);
+            batches: receiver,
+            guard: pump_guard,
+        } = self
+            .start_run(&query_id, run)
+            .await
+            .map_err(|e| to_status(&e))?;
         let batches =
             futures::stream::unfold((receiver, pump_guard), |(mut receiver, guard)| async move {
                 receiver
@@ -317,12 +272,16 @@ impl FlightSqlService for SchedulerService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = session_key(&request);
-        let (session, statement, rows) =
+        let (session, statement, parameters) =
             self.prepared_run(&query.prepared_statement_handle, caller.as_ref())?;
+        prepared::check_arity(&statement, &parameters)?;
         let owner = caller.and_then(|key| key.owner());
-        let (query_id, schema) = self
-            .start(owner, prepared::run_for_each_row(session, statement, rows))
-            .await?;
+        let run = PlannedRun {
+            session,
+            statement,
+            parameters,
+        };
+        let (query_id, schema) = self.register(run, owner)?;
         Ok(Response::new(statement_info(
             query_id,
             &schema,

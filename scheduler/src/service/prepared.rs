@@ -78,6 +78,27 @@ async fn drain_count(mut stream: SendableRecordBatchStream) -> Result<i64, Statu
     Ok(i64::try_from(count).unwrap_or(i64::MAX))
 }
 
+/// Refuses parameter rows that do not bind every parameter of `statement` exactly once (with no
+/// rows at all for a statement that takes parameters).
+pub(super) fn check_arity(
+    statement: &PreparedStatement,
+    rows: &[Vec<ScalarValue>],
+) -> Result<(), Status> {
+    let expected = statement.parameter_schema().fields().len();
+    let refuse = |got: usize| {
+        Err(Status::invalid_argument(format!(
+            "the statement takes {expected} parameters, {got} were bound"
+        )))
+    };
+    if rows.is_empty() && expected > 0 {
+        return refuse(0);
+    }
+    match rows.iter().find(|row| row.len() != expected) {
+        Some(row) => refuse(row.len()),
+        None => Ok(()),
+    }
+}
+
 /// The parameter rows a `DoPut` carries (none for a `DoPut` without batches).
 async fn read_parameter_rows(
     data: impl futures::Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static,
@@ -124,7 +145,8 @@ impl SchedulerService {
         key: Option<SessionKey>,
         sql: &str,
     ) -> Result<(String, PreparedStatement), SchedulerError> {
-        let statement = session.prepare(sql).await?;
+        // Kept for runs later: each plans afresh.
+        let statement = session.prepare(sql).await?.without_plan();
         let handle = uuid::Uuid::new_v4().simple().to_string();
         let mut prepared = self
             .prepared
@@ -189,8 +211,9 @@ impl SchedulerService {
         data: impl futures::Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static,
     ) -> Result<(), Status> {
         // Refuse a foreign handle before reading what was sent with it.
-        self.with_prepared(handle, caller, |_| ())?;
+        let statement = self.with_prepared(handle, caller, |entry| entry.statement.clone())?;
         let rows = read_parameter_rows(data).await?;
+        check_arity(&statement, &rows)?;
         self.with_prepared(handle, caller, |entry| entry.parameters = rows)
     }
 
@@ -221,6 +244,7 @@ impl SchedulerService {
         let (session, statement, bound) = self.prepared_run(handle, caller)?;
         let sent = read_parameter_rows(data).await?;
         let rows = if sent.is_empty() { bound } else { sent };
+        check_arity(&statement, &rows)?;
         let runs = if rows.is_empty() { vec![Vec::new()] } else { rows };
         let mut count: i64 = 0;
         for parameters in runs {

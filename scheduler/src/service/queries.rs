@@ -1,97 +1,123 @@
-//! The query table: statements started by `GetFlightInfo`, their results waiting for `DoGet`,
-//! cancellation and the expiry of results nobody fetched.
+//! The query table: statements planned by `GetFlightInfo` and waiting for the `DoGet` that runs
+//! them, cancellation, and the expiry of tickets nobody redeemed.
+//!
+//! `GetFlightInfo` only plans (errors in the SQL or its names are its answer); the statement
+//! runs when its ticket is fetched, and a ticket is fetched once. So a `FlightInfo` asked for
+//! twice, or never fetched, runs nothing: a DDL or DML statement sent as a query changes the
+//! tables exactly once, on the `DoGet`. The run is a task (the *pump*) in the query's
+//! [`CURRENT_QUERY`] scope, so the jobs it starts carry the query id that cancellation and
+//! progress use; it feeds a bounded buffer that the `DoGet` stream drains, and stops when that
+//! stream goes away (a client that disconnects cancels its query).
 
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use floe_core::FloeSession;
+use floe_core::session::prepared::PreparedStatement;
 
 use super::SchedulerService;
+use super::prepared::run_for_each_row;
 use crate::error::SchedulerError;
 use crate::query::CURRENT_QUERY;
 
 /// Result batches buffered per query between the running job and the client's `DoGet`.
 pub const RESULT_BUFFER_BATCHES: usize = 16;
 
-/// Queries whose results have not been fetched yet.
+/// Tickets not redeemed yet.
 pub const MAX_PENDING_QUERIES: usize = 1024;
 
-/// A query whose results nobody fetched for this long is cancelled and forgotten.
+/// A ticket nobody redeemed for this long is forgotten.
 pub const UNFETCHED_QUERY_TIMEOUT: Duration = Duration::from_secs(600);
 
-
-pub(super) type BatchReceiver = mpsc::Receiver<Result<RecordBatch, datafusion::error::DataFusionError>>;
+/// What a ticket runs: a planned statement in its session, once per bound parameter row.
+pub(super) struct PlannedRun {
+    pub(super) session: Arc<FloeSession>,
+    pub(super) statement: PreparedStatement,
+    pub(super) parameters: Vec<Vec<ScalarValue>>,
+}
 
 pub(super) struct PendingQuery {
-    pub(super) schema: SchemaRef,
-    pub(super) results: Option<BatchReceiver>,
-    pub(super) pump: AbortHandle,
+    /// The run, until a `DoGet` takes it; the entry stays while that `DoGet` streams, so that
+    /// progress and cancellation find the query before its first job exists.
+    run: Option<PlannedRun>,
     created: Instant,
     /// The session whose tickets alone may fetch the results (see `sessions.rs`).
-    pub(super) owner: Option<String>,
+    owner: Option<String>,
+}
+
+/// A started run: its schema, its batches, and the guard that stops it.
+pub(super) struct StartedRun {
+    pub(super) schema: SchemaRef,
+    pub(super) batches: mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    pub(super) guard: RunGuard,
+}
+
+/// Held by a `DoGet` stream: stops the run and forgets its query when dropped.
+pub(super) struct RunGuard {
+    pump: AbortHandle,
+    queries: Arc<Mutex<HashMap<String, PendingQuery>>>,
+    query_id: String,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.pump.abort();
+        if let Ok(mut queries) = self.queries.lock() {
+            queries.remove(&self.query_id);
+        }
+    }
 }
 
 impl SchedulerService {
-    /// Plans `sql` and starts it; returns the query id and the result schema. Its ticket is
-    /// redeemable only in session `owner`, when there is one.
-    pub(super) async fn start_statement(
+    /// Plans `sql` in `session` without running it; returns the query id (the ticket) and the
+    /// schema of its result. Its ticket is redeemable only in session `owner`, when there is one.
+    pub(super) async fn plan_statement(
         &self,
         session: Arc<FloeSession>,
-        sql: String,
+        sql: &str,
         owner: Option<String>,
     ) -> Result<(String, SchemaRef), SchedulerError> {
-        self.start(owner, async move { session.execute_statement_stream(&sql).await })
-            .await
+        let statement = session.prepare(sql).await?;
+        self.register(
+            PlannedRun {
+                session,
+                statement,
+                parameters: Vec::new(),
+            },
+            owner,
+        )
     }
 
-    /// Starts the statement `plan` plans and runs (in the new query's [`CURRENT_QUERY`] scope,
-    /// so the jobs it starts are the query's); returns the query id and the result schema.
-    pub(super) async fn start(
+    /// Files `run` under a new query id until its ticket is redeemed.
+    pub(super) fn register(
         &self,
+        run: PlannedRun,
         owner: Option<String>,
-        plan: impl Future<Output = floe_core::Result<SendableRecordBatchStream>> + Send,
     ) -> Result<(String, SchemaRef), SchedulerError> {
-        {
-            let queries = self
-                .queries
-                .lock()
-                .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?;
-            if queries.len() >= MAX_PENDING_QUERIES {
-                return Err(SchedulerError::Busy(format!(
-                    "{MAX_PENDING_QUERIES} queries are waiting to be fetched; fetch or cancel some"
-                )));
-            }
-        }
-        let query_id = uuid::Uuid::new_v4().simple().to_string();
-        let mut stream = CURRENT_QUERY.scope(query_id.clone(), plan).await?;
-        let schema = stream.schema();
-        let (sender, receiver) = mpsc::channel(RESULT_BUFFER_BATCHES);
-        let pump = tokio::spawn(CURRENT_QUERY.scope(query_id.clone(), async move {
-            while let Some(batch) = stream.next().await {
-                let failed = batch.is_err();
-                if sender.send(batch).await.is_err() || failed {
-                    break;
-                }
-            }
-        }));
         let mut queries = self
             .queries
             .lock()
             .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?;
+        if queries.len() >= MAX_PENDING_QUERIES {
+            return Err(SchedulerError::Busy(format!(
+                "{MAX_PENDING_QUERIES} tickets are waiting to be fetched; fetch or cancel some"
+            )));
+        }
+        let query_id = uuid::Uuid::new_v4().simple().to_string();
+        let schema = run.statement.result_schema();
         queries.insert(
             query_id.clone(),
             PendingQuery {
-                schema: Arc::clone(&schema),
-                results: Some(receiver),
-                pump: pump.abort_handle(),
+                run: Some(run),
                 created: Instant::now(),
                 owner,
             },
@@ -99,7 +125,90 @@ impl SchedulerService {
         Ok((query_id, schema))
     }
 
-    /// Stops a query: its pump, and with it every job it started.
+    /// Takes the planned run of `query_id` off the table for the caller in session `caller`.
+    pub(super) fn redeem(
+        &self,
+        query_id: &str,
+        caller: Option<&str>,
+    ) -> Result<PlannedRun, SchedulerError> {
+        let mut queries = self
+            .queries
+            .lock()
+            .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?;
+        let unknown = || SchedulerError::Unknown {
+            kind: "query",
+            id: query_id.to_string(),
+        };
+        let pending = queries.get_mut(query_id).ok_or_else(unknown)?;
+        if pending
+            .owner
+            .as_deref()
+            .is_some_and(|owner| caller != Some(owner))
+        {
+            return Err(SchedulerError::PermissionDenied(format!(
+                "the ticket of query `{query_id}` belongs to another session"
+            )));
+        }
+        pending.run.take().ok_or_else(|| {
+            SchedulerError::InvalidRequest(format!(
+                "the ticket of query `{query_id}` was already fetched"
+            ))
+        })
+    }
+
+    /// Starts `run` as query `query_id`: answers once the statement is planned physically and
+    /// its first jobs are submitted, with the schema of its rows, or with its error.
+    pub(super) async fn start_run(
+        &self,
+        query_id: &str,
+        run: PlannedRun,
+    ) -> Result<StartedRun, DataFusionError> {
+        let (schema_sender, schema_receiver) = oneshot::channel();
+        let (sender, receiver) = mpsc::channel(RESULT_BUFFER_BATCHES);
+        let pump = tokio::spawn(CURRENT_QUERY.scope(query_id.to_string(), async move {
+            let PlannedRun {
+                session,
+                statement,
+                parameters,
+            } = run;
+            let mut stream = match run_for_each_row(session, statement, parameters).await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    let _ = schema_sender.send(Err(DataFusionError::from(err)));
+                    return;
+                }
+            };
+            if schema_sender.send(Ok(stream.schema())).is_err() {
+                return;
+            }
+            while let Some(batch) = stream.next().await {
+                let failed = batch.is_err();
+                if sender.send(batch).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
+        // From here the query is forgotten and its pump stopped however this call ends: an
+        // error, or the `DoGet` going away before the statement was planned.
+        let guard = RunGuard {
+            pump: pump.abort_handle(),
+            queries: Arc::clone(&self.queries),
+            query_id: query_id.to_string(),
+        };
+        match schema_receiver.await {
+            Ok(Ok(schema)) => Ok(StartedRun {
+                schema,
+                batches: receiver,
+                guard,
+            }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(DataFusionError::Internal(format!(
+                "query `{query_id}` stopped before it was planned"
+            ))),
+        }
+    }
+
+    /// Stops a query: forgets its ticket, and cancels every job it started.
     pub(super) fn cancel_query(&self, query_id: &str) -> Result<(), SchedulerError> {
         let removed = self
             .queries
@@ -113,45 +222,38 @@ impl SchedulerService {
                 id: query_id.to_string(),
             });
         }
-        if let Some(query) = removed {
-            query.pump.abort();
-        }
         for job in jobs {
             self.cluster.cancel_job(&job);
         }
         Ok(())
     }
 
-    /// Cancels queries nobody fetched within [`UNFETCHED_QUERY_TIMEOUT`].
+    /// Forgets tickets nobody redeemed within [`UNFETCHED_QUERY_TIMEOUT`].
     pub fn expire_queries(&self) {
-        let stale: Vec<String> = match self.queries.lock() {
-            Ok(queries) => queries
-                .iter()
-                .filter(|(_, q)| {
-                    q.results.is_some() && q.created.elapsed() > UNFETCHED_QUERY_TIMEOUT
-                })
-                .map(|(id, _)| id.clone())
-                .collect(),
-            Err(_) => return,
-        };
-        for query_id in stale {
-            let _ = self.cancel_query(&query_id);
+        if let Ok(mut queries) = self.queries.lock() {
+            queries.retain(|_, query| {
+                query.run.is_none() || query.created.elapsed() <= UNFETCHED_QUERY_TIMEOUT
+            });
         }
     }
 
-    pub(super) fn progress(&self, query_id: &str) -> Result<floe_proto::QueryProgress, SchedulerError> {
+    pub(super) fn progress(
+        &self,
+        query_id: &str,
+    ) -> Result<floe_proto::QueryProgress, SchedulerError> {
         if let Some(progress) = self.cluster.query_progress(query_id) {
             return Ok(progress);
         }
-        let known = self
+        let waiting = self
             .queries
             .lock()
             .map_err(|_| SchedulerError::Internal("query table poisoned".into()))?
             .contains_key(query_id);
-        if known {
+        if waiting {
+            // Waiting for its DoGet, or fetched and not yet cut into stages.
             return Ok(floe_proto::QueryProgress {
                 query_id: query_id.to_string(),
-                finished: true,
+                finished: false,
                 ..Default::default()
             });
         }
