@@ -62,7 +62,7 @@ pub(crate) async fn run(
     fetch(client, &info).await
 }
 
-async fn fetch(
+pub(crate) async fn fetch(
     client: &mut FlightSqlServiceClient<Channel>,
     info: &FlightInfo,
 ) -> Result<Vec<RecordBatch>, String> {

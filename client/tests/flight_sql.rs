@@ -13,7 +13,7 @@ use prost::Message;
 use futures::TryStreamExt;
 use tonic::transport::Channel;
 
-use crate::cluster::{client_with_defaults, run};
+use crate::cluster::{client_with_defaults, fetch, run};
 use crate::processes::{run_interop_script, start_cluster};
 
 const SETUP: &[&str] = &[
@@ -95,7 +95,11 @@ async fn bi_tools_browse_catalogs_namespaces_tables_and_columns() {
     );
     assert_eq!(
         seen["columns"],
-        serde_json::json!([["id", 1], ["customer", 2], ["lines", 3]]),
+        serde_json::json!([
+            ["id", 1, "BIGINT"],
+            ["customer", 2, "VARCHAR"],
+            ["lines", 3, "ARRAY<STRUCT<sku: VARCHAR, qty: BIGINT>>"]
+        ]),
         "{seen:#}"
     );
     assert_eq!(
@@ -259,6 +263,36 @@ async fn sessions_last_per_connection_and_tickets_stay_in_theirs() {
     assert_eq!(ids, [1, 3]);
     let err = run(&mut owner, "SELECT * FROM shop.never").await.unwrap_err();
     assert!(err.contains("never"), "{err}");
+
+    // Closing a session (what ADBC and JDBC do when a connection closes) cancels its running
+    // queries and forgets its tickets.
+    let mut closing = client_with_defaults(&address, "closing").await;
+    let slow = closing
+        .execute(
+            "SELECT count(*) FROM generate_series(1, 5000000000) WHERE value % 7 = 3".to_string(),
+            None,
+        )
+        .await
+        .unwrap();
+    let waiting = closing
+        .execute("SELECT 1".to_string(), None)
+        .await
+        .unwrap();
+    let fetching = {
+        let (mut client, slow) = (closing.clone(), slow.clone());
+        tokio::spawn(async move { fetch(&mut client, &slow).await })
+    };
+    // Let the slow query start (its fetch runs it).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let close = arrow_flight::Action::new("CloseSession", Vec::<u8>::new());
+    let closed: Vec<_> = closing.do_action(close).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(closed.len(), 1);
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), fetching)
+        .await
+        .expect("closing the session must stop its query")
+        .unwrap();
+    assert!(stopped.is_err(), "{stopped:?}");
+    assert!(closing.do_get(waiting.endpoint[0].ticket.clone().unwrap()).await.is_err());
 
     // A ticket that is not one: InvalidArgument.
     let garbage = arrow_flight::Ticket::new(b"not a ticket".to_vec());

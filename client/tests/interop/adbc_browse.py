@@ -22,7 +22,11 @@ def columns_of(objects, catalog, namespace, table):
             for entry in schema["db_schema_tables"] or []:
                 if entry["table_name"] == table:
                     return [
-                        (column["column_name"], column["ordinal_position"])
+                        (
+                            column["column_name"],
+                            column["ordinal_position"],
+                            column["xdbc_type_name"],
+                        )
                         for column in entry["table_columns"] or []
                     ]
     return None

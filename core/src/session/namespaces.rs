@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use datafusion::sql::sqlparser::ast::ObjectName;
+use datafusion::logical_expr::{LogicalPlan, ResetVariable, SetVariable, Statement};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName};
 use iceberg::NamespaceIdent;
 
 use super::{FloeSession, StatementOutput};
@@ -49,6 +50,36 @@ impl FloeSession {
         Ok(StatementOutput::done(format!(
             "Using {catalog}.{namespace}"
         )))
+    }
+
+    /// `USE` for a name given as its parts (`["lake", "sales"]`), each taken as written: what
+    /// Flight's `SetSessionOptions` sets `catalog` and `schema` with, no SQL text involved.
+    pub async fn use_namespace(&self, parts: &[String]) -> Result<()> {
+        let name = ObjectName::from(
+            parts
+                .iter()
+                .map(|part| Ident::with_quote('"', part.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        self.use_statement(&name).await.map(|_| ())
+    }
+
+    /// Sets (or, without a value, resets) one session setting as `SET name = value` does,
+    /// without SQL text.
+    pub async fn set_setting(&self, name: &str, value: Option<&str>) -> Result<()> {
+        let statement = match value {
+            Some(value) => Statement::SetVariable(SetVariable {
+                variable: name.to_string(),
+                value: value.to_string(),
+            }),
+            None => Statement::ResetVariable(ResetVariable {
+                variable: name.to_string(),
+            }),
+        };
+        self.ctx
+            .execute_logical_plan(LogicalPlan::Statement(statement))
+            .await?;
+        Ok(())
     }
 
     /// `SHOW SCHEMAS [FROM catalog]`: the catalog's top-level namespaces, sorted.

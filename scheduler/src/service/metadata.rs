@@ -121,18 +121,101 @@ pub(super) async fn tables(
     );
     let no_schema = Schema::empty();
     for table in tables {
-        let schema = table.schema.as_deref().unwrap_or(&no_schema);
+        let schema = match &table.schema {
+            Some(schema) => described(schema, &table.catalog, &table.namespace, &table.name),
+            None => no_schema.clone(),
+        };
         builder
             .append(
                 &table.catalog,
                 &table.namespace,
                 &table.name,
                 table.kind.as_str(),
-                schema,
+                &schema,
             )
             .map_err(|e| to_status(&e))?;
     }
     batch_stream(builder.build().map_err(arrow_error))
+}
+
+/// The SQL name of a column type, as DDL spells it (what ODBC's `SQLColumns` and ADBC's
+/// `xdbc_type_name` show).
+fn sql_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Int8 => "TINYINT".into(),
+        DataType::Int16 => "SMALLINT".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            format!("{data_type}").to_uppercase()
+        }
+        DataType::Float16 | DataType::Float32 => "FLOAT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => format!("DECIMAL({p}, {s})"),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "VARCHAR".into(),
+        DataType::Binary
+        | DataType::LargeBinary
+        | DataType::BinaryView
+        | DataType::FixedSizeBinary(_) => "VARBINARY".into(),
+        DataType::Date32 | DataType::Date64 => "DATE".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "TIME".into(),
+        DataType::Timestamp(_, None) => "TIMESTAMP".into(),
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMP WITH TIME ZONE".into(),
+        DataType::List(item) | DataType::LargeList(item) | DataType::FixedSizeList(item, _) => {
+            format!("ARRAY<{}>", sql_type_name(item.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "STRUCT<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), sql_type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) if kv.len() == 2 => format!(
+                "MAP<{}, {}>",
+                sql_type_name(kv[0].data_type()),
+                sql_type_name(kv[1].data_type())
+            ),
+            other => format!("MAP<{other}>"),
+        },
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+/// `schema` with the column metadata Flight SQL defines for `GetTables` (`ARROW:FLIGHT:SQL:*`:
+/// type name, where the column lives, precision and scale, what may be done with it).
+fn described(schema: &Schema, catalog: &str, namespace: &str, table: &str) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut metadata = field.metadata().clone();
+            let mut put = |key: &str, value: String| {
+                metadata.insert(format!("ARROW:FLIGHT:SQL:{key}"), value);
+            };
+            put("TYPE_NAME", sql_type_name(field.data_type()));
+            put("CATALOG_NAME", catalog.to_string());
+            put("DB_SCHEMA_NAME", namespace.to_string());
+            put("TABLE_NAME", table.to_string());
+            if let DataType::Decimal128(p, s) | DataType::Decimal256(p, s) = field.data_type() {
+                put("PRECISION", p.to_string());
+                put("SCALE", s.to_string());
+            }
+            let text = matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            );
+            put("IS_CASE_SENSITIVE", if text { "1" } else { "0" }.to_string());
+            put("IS_AUTO_INCREMENT", "0".to_string());
+            put("IS_READ_ONLY", "0".to_string());
+            put("IS_SEARCHABLE", "1".to_string());
+            field.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 pub(super) fn table_types(command: CommandGetTableTypes) -> Result<DoGetStream, Status> {

@@ -204,13 +204,7 @@ impl FlightSqlService for SchedulerService {
             .start_run(&query_id, run)
             .await
             .map_err(|e| to_status(&e))?;
-        let batches =
-            futures::stream::unfold((receiver, pump_guard), |(mut receiver, guard)| async move {
-                receiver
-                    .recv()
-                    .await
-                    .map(|batch| (batch, (receiver, guard)))
-            })
+        let batches = queries::drain(receiver, pump_guard)
             .map_err(|e| FlightError::ExternalError(Box::new(e)));
         let encoded = FlightDataEncoderBuilder::new()
             .with_schema(schema)

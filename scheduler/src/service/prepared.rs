@@ -103,15 +103,27 @@ pub(super) fn check_arity(
 async fn read_parameter_rows(
     data: impl futures::Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static,
 ) -> Result<Vec<Vec<ScalarValue>>, Status> {
-    let batches: Vec<RecordBatch> =
-        FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from))
-            .try_collect()
-            .await
-            .map_err(|e| match e {
-                FlightError::Tonic(status) => *status,
-                other => Status::invalid_argument(format!("cannot read parameters: {other}")),
-            })?;
+    let mut stream = FlightRecordBatchStream::new_from_flight_data(data.map_err(FlightError::from));
+    let (mut batches, mut rows) = (Vec::new(), 0);
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::invalid_argument(format!("cannot read parameters: {other}")),
+        })?;
+        rows += batch.num_rows();
+        // Refused as soon as it is too many, not after holding them all.
+        if rows > MAX_BOUND_PARAMETER_ROWS {
+            return Err(too_many_rows(rows));
+        }
+        batches.push(batch);
+    }
     parameter_rows(&batches)
+}
+
+fn too_many_rows(rows: usize) -> Status {
+    Status::invalid_argument(format!(
+        "{rows} or more parameter rows bound at once; at most {MAX_BOUND_PARAMETER_ROWS}"
+    ))
 }
 
 /// Every row of `batches` as one list of values.
@@ -129,10 +141,7 @@ fn parameter_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<ScalarValue>>, Stat
         }
     }
     if rows.len() > MAX_BOUND_PARAMETER_ROWS {
-        return Err(Status::invalid_argument(format!(
-            "{} parameter rows bound at once; at most {MAX_BOUND_PARAMETER_ROWS}",
-            rows.len()
-        )));
+        return Err(too_many_rows(rows.len()));
     }
     Ok(rows)
 }
@@ -200,7 +209,14 @@ impl SchedulerService {
             )));
         }
         entry.last_used = Instant::now();
-        Ok(f(entry))
+        let session_id = entry.session_id.clone();
+        let result = f(entry);
+        drop(prepared);
+        // A session whose prepared statement is in use is in use (no lock is held across both).
+        if let Some(id) = session_id {
+            self.touch_session(&id);
+        }
+        Ok(result)
     }
 
     /// Binds the parameter rows of a `DoPut` to `handle`.

@@ -10,6 +10,7 @@
 //! stream goes away (a client that disconnects cancels its query).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,9 @@ pub(super) struct PendingQuery {
     /// The run, until a `DoGet` takes it; the entry stays while that `DoGet` streams, so that
     /// progress and cancellation find the query before its first job exists.
     run: Option<PlannedRun>,
+    /// The task running it, once a `DoGet` started it: cancelling stops it even before (or
+    /// without) any job of its own.
+    pump: Option<AbortHandle>,
     created: Instant,
     /// The session whose tickets alone may fetch the results (see `sessions.rs`).
     owner: Option<String>,
@@ -61,9 +65,33 @@ pub(super) struct StartedRun {
     pub(super) guard: RunGuard,
 }
 
+/// The batches of a started run as a stream. A run that stopped without finishing (cancelled,
+/// or its task gone) ends the stream with an error, never as a result silently cut short.
+pub(super) fn drain(
+    receiver: mpsc::Receiver<Result<RecordBatch, DataFusionError>>,
+    guard: RunGuard,
+) -> impl futures::Stream<Item = Result<RecordBatch, DataFusionError>> + Send {
+    futures::stream::unfold(Some((receiver, guard)), |state| async move {
+        let (mut receiver, guard) = state?;
+        match receiver.recv().await {
+            Some(batch) => Some((batch, Some((receiver, guard)))),
+            None if guard.finished.load(Ordering::Acquire) => None,
+            None => {
+                let stopped = floe_proto::status::CodedError::new(
+                    tonic::Code::Cancelled,
+                    format!("query `{}` was cancelled", guard.query_id),
+                );
+                Some((Err(stopped.into_datafusion()), None))
+            }
+        }
+    })
+}
+
 /// Held by a `DoGet` stream: stops the run and forgets its query when dropped.
 pub(super) struct RunGuard {
     pump: AbortHandle,
+    /// Set by the run when it has sent everything it had (its last batch or its error).
+    finished: Arc<AtomicBool>,
     queries: Arc<Mutex<HashMap<String, PendingQuery>>>,
     query_id: String,
 }
@@ -118,6 +146,7 @@ impl SchedulerService {
             query_id.clone(),
             PendingQuery {
                 run: Some(run),
+                pump: None,
                 created: Instant::now(),
                 owner,
             },
@@ -149,11 +178,16 @@ impl SchedulerService {
                 "the ticket of query `{query_id}` belongs to another session"
             )));
         }
-        pending.run.take().ok_or_else(|| {
+        let run = pending.run.take().ok_or_else(|| {
             SchedulerError::InvalidRequest(format!(
                 "the ticket of query `{query_id}` was already fetched"
             ))
-        })
+        })?;
+        drop(queries);
+        if let Some(caller) = caller {
+            self.touch_session(caller);
+        }
+        Ok(run)
     }
 
     /// Starts `run` as query `query_id`: answers once the statement is planned physically and
@@ -165,6 +199,8 @@ impl SchedulerService {
     ) -> Result<StartedRun, DataFusionError> {
         let (schema_sender, schema_receiver) = oneshot::channel();
         let (sender, receiver) = mpsc::channel(RESULT_BUFFER_BATCHES);
+        let finished = Arc::new(AtomicBool::new(false));
+        let finished_by_run = Arc::clone(&finished);
         let pump = tokio::spawn(CURRENT_QUERY.scope(query_id.to_string(), async move {
             let PlannedRun {
                 session,
@@ -187,11 +223,19 @@ impl SchedulerService {
                     break;
                 }
             }
+            finished_by_run.store(true, Ordering::Release);
         }));
         // From here the query is forgotten and its pump stopped however this call ends: an
         // error, or the `DoGet` going away before the statement was planned.
+        let pump = pump.abort_handle();
+        if let Ok(mut queries) = self.queries.lock()
+            && let Some(pending) = queries.get_mut(query_id)
+        {
+            pending.pump = Some(pump.clone());
+        }
         let guard = RunGuard {
-            pump: pump.abort_handle(),
+            pump,
+            finished,
             queries: Arc::clone(&self.queries),
             query_id: query_id.to_string(),
         };
@@ -208,7 +252,8 @@ impl SchedulerService {
         }
     }
 
-    /// Stops a query: forgets its ticket, and cancels every job it started.
+    /// Stops a query: forgets its ticket, stops its run, and cancels every job it started. A
+    /// query the scheduler does not know (never, or no longer) is NotFound, as the spec asks.
     pub(super) fn cancel_query(&self, query_id: &str) -> Result<(), SchedulerError> {
         let removed = self
             .queries
@@ -222,10 +267,29 @@ impl SchedulerService {
                 id: query_id.to_string(),
             });
         }
+        if let Some(pump) = removed.and_then(|pending| pending.pump) {
+            pump.abort();
+        }
         for job in jobs {
             self.cluster.cancel_job(&job);
         }
         Ok(())
+    }
+
+    /// Cancels every query whose ticket belongs to session `session_id`.
+    pub(super) fn cancel_queries_of_session(&self, session_id: &str) {
+        let owned: Vec<String> = match self.queries.lock() {
+            Ok(queries) => queries
+                .iter()
+                .filter(|(_, query)| query.owner.as_deref() == Some(session_id))
+                .map(|(id, _)| id.clone())
+                .collect(),
+            Err(_) => return,
+        };
+        for query_id in owned {
+            // Gone in the meantime is as good as cancelled.
+            let _ = self.cancel_query(&query_id);
+        }
     }
 
     /// Forgets tickets nobody redeemed within [`UNFETCHED_QUERY_TIMEOUT`].

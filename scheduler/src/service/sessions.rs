@@ -82,9 +82,9 @@ fn session_cookie<'a>(cookies: impl Iterator<Item = &'a str>) -> Option<&'a str>
     cookies
         .flat_map(|header| header.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .filter(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.trim_matches('"'))
-        .filter(|id| valid_id(id))
+        .find(|id| valid_id(id))
 }
 
 /// The session of `request`: its `x-floe-session` header, else its cookie.
@@ -120,37 +120,59 @@ impl SchedulerService {
             FloeSession::with_catalogs(&self.catalogs, Some(Arc::clone(&self.planner) as Arc<_>))
                 .map(Arc::new)
         };
-        let Some(key) = session_key(request) else {
+        // A session assigned on this very call is kept only once the client sends it back: a
+        // client without a cookie jar gets a new one on every call, and keeping those would
+        // crowd out the sessions of clients that do keep theirs.
+        let Some(key) = session_key(request).filter(|key| key.presented) else {
             return Ok(new_session()?);
         };
-        let mut sessions = self
-            .sessions
-            .lock()
-            .map_err(|_| SchedulerError::Internal("session table poisoned".into()))?;
-        if let Some(entry) = sessions.get_mut(&key.id) {
-            entry.last_used = Instant::now();
-            return Ok(Arc::clone(&entry.session));
+        let mut evicted = None;
+        let session = {
+            let mut sessions = self
+                .sessions
+                .lock()
+                .map_err(|_| SchedulerError::Internal("session table poisoned".into()))?;
+            if let Some(entry) = sessions.get_mut(&key.id) {
+                entry.last_used = Instant::now();
+                return Ok(Arc::clone(&entry.session));
+            }
+            if sessions.len() >= MAX_SESSIONS
+                && let Some(oldest) = sessions
+                    .iter()
+                    .min_by_key(|(_, e)| e.last_used)
+                    .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+                evicted = Some(oldest);
+            }
+            let session = new_session()?;
+            sessions.insert(
+                key.id,
+                SessionEntry {
+                    session: Arc::clone(&session),
+                    last_used: Instant::now(),
+                },
+            );
+            session
+        };
+        if let Some(evicted) = evicted {
+            self.close_prepared_of_session(&evicted);
         }
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions
-                .iter()
-                .min_by_key(|(_, e)| e.last_used)
-                .map(|(k, _)| k.clone())
-        {
-            sessions.remove(&oldest);
-        }
-        let session = new_session()?;
-        sessions.insert(
-            key.id,
-            SessionEntry {
-                session: Arc::clone(&session),
-                last_used: Instant::now(),
-            },
-        );
         Ok(session)
     }
 
-    /// Ends the session of `request`; whether there was one.
+    /// Marks session `id` as used now (a prepared statement or ticket of it was used).
+    pub(super) fn touch_session(&self, id: &str) {
+        if let Ok(mut sessions) = self.sessions.lock()
+            && let Some(entry) = sessions.get_mut(id)
+        {
+            entry.last_used = Instant::now();
+        }
+    }
+
+    /// Ends the session of `request`: its prepared statements are dropped and its queries,
+    /// waiting or running, cancelled (as a BI tool closing its connection expects). Whether
+    /// there was a session.
     pub(super) fn close_session<T>(&self, request: &Request<T>) -> Result<bool, SchedulerError> {
         let Some(key) = session_key(request) else {
             return Ok(false);
@@ -162,6 +184,7 @@ impl SchedulerService {
             .remove(&key.id)
             .is_some();
         self.close_prepared_of_session(&key.id);
+        self.cancel_queries_of_session(&key.id);
         Ok(removed)
     }
 
@@ -184,13 +207,7 @@ impl SchedulerService {
     }
 }
 
-/// `"name"` with quotes doubled: an identifier however it is spelled.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A setting's name: dotted words (`datafusion.execution.batch_size`, `floe.…`), nothing a
-/// statement could be smuggled in.
+/// A setting's name: dotted words (`datafusion.execution.batch_size`, `floe.…`).
 fn setting_name(name: &str) -> bool {
     name.contains('.')
         && name
@@ -210,8 +227,9 @@ fn option_text(value: &OptionValue) -> Option<String> {
 
 impl SchedulerService {
     /// `SetSessionOptions`: `catalog` and `schema` as `USE` sets them, any other option a
-    /// session setting (`SET name = value`, erased with `RESET`). Options that cannot be set are
-    /// reported per name; the others are set.
+    /// session setting (as `SET name = value`; erased as `RESET`), through the session's API
+    /// rather than SQL text. Options that cannot be set are reported per name; the others are
+    /// set.
     pub(super) async fn set_session_options<T>(
         &self,
         request: &Request<T>,
@@ -235,17 +253,14 @@ impl SchedulerService {
                 fail(name, ErrorValue::InvalidValue);
                 continue;
             };
-            let target = if name == "catalog" {
-                quoted(&value)
+            let parts: Vec<String> = if name == "catalog" {
+                vec![value]
             } else {
-                let catalog = session.defaults().0;
-                std::iter::once(catalog.as_str())
-                    .chain(value.split('.'))
-                    .map(quoted)
-                    .collect::<Vec<_>>()
-                    .join(".")
+                std::iter::once(session.defaults().0)
+                    .chain(value.split('.').map(str::to_string))
+                    .collect()
             };
-            if session.execute_statement(&format!("USE {target}")).await.is_err() {
+            if session.use_namespace(&parts).await.is_err() {
                 fail(name, ErrorValue::InvalidValue);
             }
         }
@@ -260,17 +275,17 @@ impl SchedulerService {
                 fail(name, ErrorValue::InvalidName);
                 continue;
             }
-            let statement = match value.option_value.as_ref() {
-                None => format!("RESET {name}"),
+            let text = match value.option_value.as_ref() {
+                None => None,
                 Some(value) => match option_text(value) {
-                    Some(text) => format!("SET {name} = '{}'", text.replace('\'', "''")),
+                    Some(text) => Some(text),
                     None => {
                         fail(name, ErrorValue::InvalidValue);
                         continue;
                     }
                 },
             };
-            if session.execute_statement(&statement).await.is_err() {
+            if session.set_setting(name, text.as_deref()).await.is_err() {
                 fail(name, ErrorValue::InvalidValue);
             }
         }

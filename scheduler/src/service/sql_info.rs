@@ -209,7 +209,7 @@ fn build_sql_info() -> arrow_flight::error::Result<SqlInfoData> {
         info.append(limit, 0i64);
     }
     info.append(SqlInfo::SqlMaxRowSizeIncludesBlobs, false);
-    info.append(SqlInfo::SqlDefaultTransactionIsolation, 0i64);
+    info.append(SqlInfo::SqlDefaultTransactionIsolation, 0i32);
     info.append(SqlInfo::SqlTransactionsSupported, false);
     info.append(SqlInfo::SqlSupportedTransactionsIsolationLevels, 0i32);
     info.append(SqlInfo::SqlDataDefinitionCausesTransactionCommit, false);
