@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt32Type;
 use arrow_flight::sql::client::FlightSqlServiceClient;
-use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, ProstMessageExt, SqlInfo};
 use arrow_flight::{FlightInfo, IpcMessage};
 use prost::Message;
 use futures::TryStreamExt;
@@ -348,6 +348,35 @@ async fn prepared_statements_bind_parameters_and_updates_count_rows() {
     assert_eq!(seen["prepared"], serde_json::json!([3, 4]), "{seen:#}");
     assert_eq!(seen["update"], 2, "{seen:#}");
     assert_eq!(seen["after_update"], serde_json::json!([{"n": 6}]), "{seen:#}");
+
+    // Flight's GetSchema: a statement's result schema without running it.
+    let descriptor = arrow_flight::FlightDescriptor::new_cmd(
+        arrow_flight::sql::CommandStatementQuery {
+            query: "SELECT id, id * 2 AS twice FROM shop.orders".to_string(),
+            transaction_id: None,
+        }
+        .as_any()
+        .encode_to_vec(),
+    );
+    let result = client
+        .inner_mut()
+        .get_schema(descriptor)
+        .await
+        .unwrap()
+        .into_inner();
+    let schema = arrow::datatypes::Schema::try_from(&result).unwrap();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["id", "twice"]);
+    let bad = arrow_flight::FlightDescriptor::new_cmd(
+        arrow_flight::sql::CommandStatementQuery {
+            query: "SELECT * FROM shop.nowhere".to_string(),
+            transaction_id: None,
+        }
+        .as_any()
+        .encode_to_vec(),
+    );
+    let status = client.inner_mut().get_schema(bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status}");
 
     // A prepared statement's handle is refused in another session.
     let mut owner = client_with_defaults(&address, "owner").await;

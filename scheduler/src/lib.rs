@@ -36,7 +36,7 @@ pub use error::{Result, SchedulerError};
 
 use crate::control::ControlService;
 use crate::query::DistributedQueryPlanner;
-use crate::service::SchedulerService;
+use crate::service::{FlightSqlFrontDoor, SchedulerService};
 use crate::state::{ClusterState, HEARTBEAT_INTERVAL};
 
 /// A running scheduler.
@@ -73,7 +73,7 @@ impl Scheduler {
         let router = tonic::transport::Server::builder()
             .layer(crate::service::SessionCookieLayer)
             .add_service(
-                FlightServiceServer::from_arc(Arc::clone(&flight_sql))
+                FlightServiceServer::new(FlightSqlFrontDoor(Arc::clone(&flight_sql)))
                     .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES),
             )

@@ -10,10 +10,12 @@
 //! shell's `x-floe-session` header), which Flight's `SetSessionOptions`, `GetSessionOptions` and
 //! `CloseSession` actions also reach; a ticket is redeemable only in the session that made it.
 //!
-//! Prepared statements and `DoPut` updates are in `prepared.rs`; the metadata commands a BI
+//! `front_door.rs` is the Flight service served (this dispatch plus `GetSchema`). Prepared
+//! statements and `DoPut` updates are in `prepared.rs`; the metadata commands a BI
 //! tool's navigator sends (`GetCatalogs`, `GetTables`, `GetSqlInfo`, ...) in `metadata.rs`, the
 //! server's self-description in `sql_info.rs`.
 
+mod front_door;
 mod metadata;
 mod prepared;
 mod queries;
@@ -58,6 +60,7 @@ use crate::state::ClusterState;
 
 
 pub use queries::{MAX_PENDING_QUERIES, RESULT_BUFFER_BATCHES, UNFETCHED_QUERY_TIMEOUT};
+pub use front_door::FlightSqlFrontDoor;
 pub use prepared::{MAX_BOUND_PARAMETER_ROWS, MAX_PREPARED_STATEMENTS, PREPARED_IDLE_TIMEOUT};
 use prepared::PreparedEntry;
 use queries::{PendingQuery, PlannedRun, StartedRun};
